@@ -1,0 +1,369 @@
+//! The command line (clap). Each command calls the same service the HTTP layer calls.
+//!
+//! Exit codes a script can rely on: 0 success, 1 the operation failed, 2 usage error,
+//! 3 configuration error, 4 not found, 5 conflict (already exists).
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::Application;
+use crate::config::{self, LogFormat, Settings};
+use crate::error::Error;
+use crate::services::types::{Email, Password, Username};
+use crate::services::{self, Ctx};
+
+/// Gatehouse: a self-hosted authentication appliance.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about)]
+pub struct Cli {
+    /// TOML config file (default: $GATEHOUSE_CONFIG, else ./gatehouse.toml if present).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// Local sandbox: demo admin and tenant, mail to data/outbox/, non-secure cookies.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Create the data directory, key files and database.
+    Init,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the effective configuration, secrets masked.
+    CheckConfig,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Delete expired records once and print what was deleted.
+    Cleanup,
+    /// Copy the live database to PATH (SQLite online backup).
+    Backup {
+        /// Destination file (must not exist).
+        path: PathBuf,
+    },
+}
+
+/// `gatehouse user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; prints the new user's id.
+    Add {
+        /// User name.
+        name: String,
+        /// E-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Grant a permission (repeatable), e.g. users.view.
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's password (read from standard input); ends their sessions.
+    Passwd {
+        /// User name.
+        name: String,
+        /// Read the password from standard input (required).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable a user and end their sessions.
+    Disable {
+        /// User name.
+        name: String,
+    },
+    /// Re-enable a disabled user.
+    Enable {
+        /// User name.
+        name: String,
+    },
+}
+
+/// A failure with its exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = match &e {
+            Error::NotFound(_) => 4,
+            Error::Conflict(_) => 5,
+            _ => 1,
+        };
+        let message = match &e {
+            Error::Internal(detail) | Error::Unavailable(detail) => detail.clone(),
+            other => other.public_message(),
+        };
+        Failure { code, message }
+    }
+}
+
+impl From<config::ConfigError> for Failure {
+    fn from(e: config::ConfigError) -> Self {
+        Failure {
+            code: 3,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("gatehouse: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging(settings: &Settings, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = if quiet {
+        "warn"
+    } else {
+        settings.log.level.as_str()
+    };
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match settings.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+fn read_password_stdin(flag: bool) -> Result<Password, Failure> {
+    if !flag {
+        return Err(Failure {
+            code: 2,
+            message: "pass --password-stdin and the password on standard input (never on the command line)".into(),
+        });
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot read standard input: {e}"),
+        })?;
+    let pw = s.strip_suffix('\n').unwrap_or(&s);
+    let pw = pw.strip_suffix('\r').unwrap_or(pw);
+    Ok(Password::new(pw.to_owned()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot start the async runtime: {e}"),
+        })
+}
+
+fn open(settings: Settings) -> Result<Arc<Ctx>, Failure> {
+    Ok(Ctx::open(settings)?)
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let file = config::config_file(cli.config.as_deref())?;
+    let mut settings = Settings::load(file.as_deref())?;
+    match cli.command {
+        Command::Serve { dev } => {
+            if dev {
+                settings.dev = true;
+            }
+            init_logging(&settings, false);
+            serve(settings)
+        }
+        Command::CheckConfig => {
+            print!("{}", settings.to_masked_toml());
+            Ok(())
+        }
+        Command::Init => {
+            init_logging(&settings, true);
+            let ctx = open(settings)?;
+            let rt = runtime()?;
+            let t = rt.block_on(services::tenants::default_tenant(&ctx))?;
+            println!("data_dir={}", ctx.settings.data_dir.display());
+            println!("database={}", ctx.settings.database_path().display());
+            println!("default_tenant={}", t.id);
+            Ok(())
+        }
+        Command::Migrate => {
+            init_logging(&settings, true);
+            let ctx = open(settings)?;
+            let rt = runtime()?;
+            let v = rt.block_on(ctx.db.schema_version())?;
+            println!("schema_version={v}");
+            Ok(())
+        }
+        Command::Cleanup => {
+            init_logging(&settings, true);
+            let ctx = open(settings)?;
+            let rt = runtime()?;
+            let report = rt.block_on(services::cleanup::run_once(&ctx))?;
+            for t in &report.tables {
+                println!("{}={}", t.table, t.deleted);
+            }
+            println!("total={}", report.deleted);
+            Ok(())
+        }
+        Command::Backup { path } => {
+            init_logging(&settings, true);
+            if path.exists() {
+                return Err(Failure {
+                    code: 5,
+                    message: format!("{} already exists; choose a new file", path.display()),
+                });
+            }
+            let ctx = open(settings)?;
+            crate::store::backup(&ctx.db, &path)?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::User(cmd) => {
+            init_logging(&settings, true);
+            user_command(settings, cmd)
+        }
+    }
+}
+
+fn user_command(settings: Settings, cmd: UserCommand) -> Result<(), Failure> {
+    let ctx = open(settings)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        match cmd {
+            UserCommand::Add {
+                name,
+                email,
+                admin,
+                permissions,
+                password_stdin,
+            } => {
+                let password = if password_stdin {
+                    Some(read_password_stdin(true)?)
+                } else {
+                    None
+                };
+                let user = services::users::create(
+                    &ctx,
+                    services::users::NewUser {
+                        username: Username::parse(&name)?,
+                        email: email.as_deref().map(Email::parse).transpose()?,
+                        password,
+                        is_admin: admin,
+                        permissions,
+                    },
+                )
+                .await?;
+                println!("{}", user.id);
+            }
+            UserCommand::List { json } => {
+                let users = services::users::list(&ctx, 1_000, 0).await?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&users).map_err(Error::internal)?
+                    );
+                } else {
+                    println!("ID     USERNAME                 EMAIL                            ADMIN  DISABLED");
+                    for u in users {
+                        println!(
+                            "{:<6} {:<24} {:<32} {:<6} {}",
+                            u.id,
+                            u.username,
+                            u.email.unwrap_or_default(),
+                            u.is_admin,
+                            u.disabled
+                        );
+                    }
+                }
+            }
+            UserCommand::Passwd {
+                name,
+                password_stdin,
+            } => {
+                let pw = read_password_stdin(password_stdin)?;
+                let user = services::users::by_username(&ctx, &Username::parse(&name)?).await?;
+                services::users::set_password(&ctx, user.id, &pw, None).await?;
+                println!("{}", user.id);
+            }
+            UserCommand::Disable { name } => {
+                let user = services::users::by_username(&ctx, &Username::parse(&name)?).await?;
+                services::users::set_disabled(&ctx, user.id, true).await?;
+                println!("{}", user.id);
+            }
+            UserCommand::Enable { name } => {
+                let user = services::users::by_username(&ctx, &Username::parse(&name)?).await?;
+                services::users::set_disabled(&ctx, user.id, false).await?;
+                println!("{}", user.id);
+            }
+        }
+        Ok(())
+    })
+}
+
+fn serve(settings: Settings) -> Result<(), Failure> {
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let dev = settings.dev;
+        let ctx = tokio::task::spawn_blocking(move || Ctx::open(settings))
+            .await
+            .map_err(Error::internal)??;
+        if dev {
+            let sandbox = services::dev::seed(&ctx).await?;
+            print_sandbox(&ctx, &sandbox);
+        }
+        let app = Application::build_with(ctx.clone()).await?;
+        tracing::info!(port = app.port(), bind = %ctx.settings.bind, dev, "gatehouse listening");
+        app.run_until_stopped().await.map_err(Error::internal)?;
+        tracing::info!("gatehouse stopped");
+        Ok(())
+    })
+}
+
+fn print_sandbox(ctx: &Ctx, s: &services::dev::Sandbox) {
+    let url = ctx.settings.public_url.trim_end_matches('/');
+    println!("Gatehouse dev sandbox — NOT for production");
+    println!("  URL:          {url}");
+    println!("  data dir:     {}", ctx.settings.data_dir.display());
+    println!("  admin user:   {}", s.admin);
+    match &s.password {
+        Some(pw) => println!("  password:     {pw}   (shown once; change it with `gatehouse user passwd admin --password-stdin`)"),
+        None => println!("  password:     (set on the first run; reset with `gatehouse user passwd admin --password-stdin`)"),
+    }
+    println!("  demo tenant:  {}", s.tenant_id);
+    println!(
+        "  mail outbox:  {}",
+        ctx.settings.data_dir.join("outbox").display()
+    );
+}
