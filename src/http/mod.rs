@@ -6,6 +6,7 @@
 pub mod extract;
 pub mod health;
 pub mod middleware;
+pub mod openapi;
 pub mod routes;
 
 use std::net::TcpListener;

@@ -1,0 +1,128 @@
+//! Test harness: start the real application, talk HTTP to it.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use gatehouse::app::Application;
+use gatehouse::config::Settings;
+use gatehouse::services::types::{Email, Password, Username};
+use gatehouse::services::{self, Ctx};
+use serde_json::Value;
+
+/// A password that passes the strength check.
+pub const STRONG_PASSWORD: &str = "correct horse battery staple 42";
+
+/// A running server and what a test needs to reach it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub addr: String,
+    /// The bound port.
+    pub port: u16,
+    /// Temp dir holding the data dir; removed on drop.
+    pub dir: tempfile::TempDir,
+    /// A client without a cookie store.
+    pub client: reqwest::Client,
+    /// The server's service context (for seeding data the API cannot create yet).
+    pub ctx: Arc<Ctx>,
+    /// Stops the server.
+    pub handle: actix_web::dev::ServerHandle,
+}
+
+/// Settings every test starts from: temp data dir, port 0, no scheduled jobs.
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    let mut s = Settings::default();
+    s.data_dir = dir.join("data");
+    s.bind = "127.0.0.1:0".into();
+    s.workers = 2;
+    s.cleanup.schedule = String::new();
+    s
+}
+
+/// Starts the app with default test settings.
+pub async fn spawn() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// Starts the app after letting the test adjust the settings.
+pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = test_settings(dir.path());
+    adjust(&mut s);
+    spawn_in(dir, s).await
+}
+
+/// Starts the app on given settings, keeping `dir` alive with it.
+pub async fn spawn_in(dir: tempfile::TempDir, mut s: Settings) -> TestApp {
+    s.bind = "127.0.0.1:0".into();
+    let app = Application::build(s).await.expect("build app");
+    let port = app.port();
+    let ctx = app.ctx();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        addr: format!("http://127.0.0.1:{port}"),
+        port,
+        dir,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        ctx,
+        handle,
+    }
+}
+
+impl TestApp {
+    /// Full URL for a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.addr, path)
+    }
+
+    /// Creates a user through the service layer; returns the user id.
+    pub async fn create_user(&self, name: &str, password: &str, admin: bool) -> i64 {
+        services::users::create(
+            &self.ctx,
+            services::users::NewUser {
+                username: Username::parse(name).unwrap(),
+                email: Some(Email::parse(&format!("{name}@example.com")).unwrap()),
+                password: Some(Password::new(password.to_owned())),
+                is_admin: admin,
+                permissions: vec![],
+            },
+        )
+        .await
+        .expect("create user")
+        .id
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Asserts the JSON error shape and returns the message.
+pub async fn error_message(resp: reqwest::Response, status: u16) -> String {
+    assert_eq!(resp.status().as_u16(), status, "unexpected status");
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(ct.starts_with("application/json"), "content-type was {ct}");
+    let body: Value = resp.json().await.expect("json body");
+    assert_eq!(
+        body["error"]["code"].as_u64(),
+        Some(u64::from(status)),
+        "{body}"
+    );
+    body["error"]["message"]
+        .as_str()
+        .expect("message")
+        .to_owned()
+}
+
+/// Path of the built `gatehouse` binary.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gatehouse")
+}
