@@ -30,10 +30,12 @@ pub struct TestApp {
 
 /// Settings every test starts from: temp data dir, port 0, no scheduled jobs.
 pub fn test_settings(dir: &std::path::Path) -> Settings {
-    let mut s = Settings::default();
-    s.data_dir = dir.join("data");
-    s.bind = "127.0.0.1:0".into();
-    s.workers = 2;
+    let mut s = Settings {
+        data_dir: dir.join("data"),
+        bind: "127.0.0.1:0".into(),
+        workers: 2,
+        ..Settings::default()
+    };
     s.cleanup.schedule = String::new();
     s
 }
