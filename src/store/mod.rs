@@ -25,9 +25,15 @@ use crate::error::{Error, Result};
 
 /// The embedded migrations, in order. Append only; never edit a shipped one.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../../migrations/0001_foundation.sql"
-    ))])
+    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+}
+
+/// The migration scripts, in order.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_foundation.sql")];
+
+/// How many migrations the binary carries (the schema version of an up-to-date file).
+pub fn migrations_len() -> usize {
+    MIGRATIONS.len()
 }
 
 /// Handle to the database: cheap to clone.

@@ -1,4 +1,8 @@
-//! Foundation: health, error shape, security headers.
+//! Foundation: health, config layering, migrations, password hashing parameters, cleanup,
+//! backup under load, secrets kept out of logs, durability across `kill -9`, error shape.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 
@@ -7,24 +11,645 @@ async fn healthz_answers_ok_with_schema_version() {
     let app = spawn().await;
     let r = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["status"], "ok");
-    assert!(v["schema_version"].as_u64().unwrap() >= 1);
+    assert_eq!(
+        v["schema_version"].as_u64().unwrap() as usize,
+        gatehouse::store::migrations_len()
+    );
 }
 
 #[tokio::test]
-async fn browser_harness_renders_a_served_page() {
+async fn unknown_route_and_wrong_method_answer_the_json_error_shape() {
     let app = spawn().await;
-    let b = crate::browser::start().await;
-    b.client.goto(&app.url("/healthz")).await.unwrap();
-    let text = b
+    let r = app
         .client
-        .find(fantoccini::Locator::Css("body"))
-        .await
-        .unwrap()
-        .text()
+        .get(app.url("/no/such/route"))
+        .send()
         .await
         .unwrap();
-    assert!(text.contains("\"status\":\"ok\""), "{text}");
-    b.close().await;
+    assert_eq!(error_message(r, 404).await, "Not found");
+    let r = app.client.post(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(error_message(r, 405).await, "Method not allowed");
+    let r = app.client.delete(app.url("/metrics")).send().await.unwrap();
+    error_message(r, 405).await;
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text() {
+    let app = spawn().await;
+    app.client.get(app.url("/healthz")).send().await.unwrap();
+    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("# TYPE gatehouse_http_responses_total counter"));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("gatehouse_http_responses_total{class=\"2xx\"}"))
+        .unwrap();
+    let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 1, "{line}");
+}
+
+fn cli(data_dir: &std::path::Path) -> Command {
+    let mut c = Command::new(bin());
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GATEHOUSE_DATA_DIR", data_dir)
+        .current_dir(data_dir.parent().unwrap());
+    c
+}
+
+#[test]
+fn config_precedence_is_default_then_file_then_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let file = dir.path().join("g.toml");
+    std::fs::write(
+        &file,
+        "bind = \"127.0.0.1:9001\"\npublic_url = \"https://auth.example.com\"\n[plans.free]\nrequests_per_hour = 77\nconcurrent = 3\n",
+    )
+    .unwrap();
+    // Defaults only.
+    let out = cli(&data).arg("check-config").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(v["bind"].as_str(), Some("127.0.0.1:8080"));
+    assert_eq!(
+        v["plans"]["free"]["requests_per_hour"].as_integer(),
+        Some(100)
+    );
+    // File over defaults.
+    let out = cli(&data)
+        .args(["--config", file.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    let v: toml::Value = toml::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(v["bind"].as_str(), Some("127.0.0.1:9001"));
+    assert_eq!(v["public_url"].as_str(), Some("https://auth.example.com"));
+    assert_eq!(
+        v["plans"]["free"]["requests_per_hour"].as_integer(),
+        Some(77)
+    );
+    // Env over file, nested with `__`; GATEHOUSE_CONFIG names the file.
+    let out = cli(&data)
+        .env("GATEHOUSE_CONFIG", &file)
+        .env("GATEHOUSE_BIND", "127.0.0.1:9002")
+        .env("GATEHOUSE_PLANS__FREE__REQUESTS_PER_HOUR", "55")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let v: toml::Value = toml::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert_eq!(v["bind"].as_str(), Some("127.0.0.1:9002"));
+    assert_eq!(v["public_url"].as_str(), Some("https://auth.example.com"));
+    assert_eq!(
+        v["plans"]["free"]["requests_per_hour"].as_integer(),
+        Some(55)
+    );
+    assert_eq!(v["plans"]["free"]["concurrent"].as_integer(), Some(3));
+}
+
+#[test]
+fn unknown_key_and_bad_value_stop_start_up_with_an_actionable_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let file = dir.path().join("g.toml");
+    std::fs::write(&file, "bnid = \"127.0.0.1:1\"\n").unwrap();
+    let out = cli(&data)
+        .args(["--config", file.to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("bnid"), "{err}");
+    assert!(err.contains("Fix"), "{err}");
+
+    let out = cli(&data)
+        .env("GATEHOUSE_BIND", "not-an-address")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("`bind`") && err.contains("GATEHOUSE_BIND"),
+        "{err}"
+    );
+
+    let out = cli(&data)
+        .env("GATEHOUSE_PASSWORD__ARGON2_MEM_LIMIT_KIB", "lots")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("password.argon2_mem_limit_kib"), "{err}");
+
+    let out = cli(&data)
+        .args(["--config", "/nonexistent/g.toml", "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn check_config_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let out = cli(&data)
+        .env(
+            "GATEHOUSE_SECRETS__PEPPER",
+            "c2VjcmV0LXBlcHBlci12YWx1ZS0xMjM0NTY3ODkw",
+        )
+        .env("GATEHOUSE_MAIL__SMTP_PASSWORD", "smtp-hunter2")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("c2VjcmV0LXBlcHBlci12YWx1ZS0xMjM0NTY3ODkw"));
+    assert!(!text.contains("smtp-hunter2"));
+    assert!(text.contains("***SECRET***"));
+}
+
+#[tokio::test]
+async fn migrations_run_on_an_empty_db_and_on_a_db_from_the_previous_migration() {
+    let all = gatehouse::store::migrations_len();
+    assert!(all >= 1);
+    let dir = tempfile::tempdir().unwrap();
+    let s = test_settings(dir.path());
+    std::fs::create_dir_all(&s.data_dir).unwrap();
+    // A database left at the previous migration, with a user in it.
+    {
+        let mut conn = rusqlite::Connection::open(s.database_path()).unwrap();
+        gatehouse::store::migrations()
+            .to_version(&mut conn, all - 1)
+            .unwrap();
+        if all > 1 {
+            conn.execute(
+                "INSERT INTO users (username, created_at, updated_at) VALUES ('olduser', 1, 1)",
+                [],
+            )
+            .unwrap();
+        }
+    }
+    let app = spawn_in(dir, s.clone()).await;
+    let v: serde_json::Value = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["schema_version"].as_u64().unwrap() as usize, all);
+    let conn = rusqlite::Connection::open(s.database_path()).unwrap();
+    if all > 1 {
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM users WHERE username='olduser'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "data from the previous schema survives");
+    }
+    let tenants: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM tenants WHERE slug='default'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tenants, 1);
+    let fk: i64 = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(1))
+        .unwrap();
+    assert_eq!(fk, 1);
+
+    // The `migrate` command on an empty database brings it to the latest version.
+    let dir2 = tempfile::tempdir().unwrap();
+    let data2 = dir2.path().join("data");
+    let out = cli(&data2).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("schema_version={all}")
+    );
+    let mode: String = rusqlite::Connection::open(data2.join("gatehouse.db"))
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn user_add_stores_argon2id_with_configured_parameters_and_rehashes_on_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = cli(&data)
+        .args([
+            "user",
+            "add",
+            "carol",
+            "--email",
+            "carol@example.com",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{STRONG_PASSWORD}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let id: i64 = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let conn = rusqlite::Connection::open(data.join("gatehouse.db")).unwrap();
+    let hash: String = conn
+        .query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
+    let p = gatehouse::crypto::password::params_of(&hash).unwrap();
+    assert_eq!((p.mem_kib, p.ops), (19_456, 2));
+    assert!(!hash.contains(STRONG_PASSWORD));
+
+    // Duplicate → exit 5; weak password → exit 1 with the reason; no password flag → exit 2.
+    let mut child = cli(&data)
+        .args(["user", "add", "carol", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(STRONG_PASSWORD.as_bytes())
+        .unwrap();
+    assert_eq!(child.wait_with_output().unwrap().status.code(), Some(5));
+    let mut child = cli(&data)
+        .args(["user", "add", "dave", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"password").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
+    let out = cli(&data)
+        .args(["user", "passwd", "carol"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = cli(&data)
+        .args(["user", "disable", "nobody"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+
+    // Raised parameters: the next successful sign-in rehashes.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut s = test_settings(dir.path());
+        s.password.argon2_ops_limit = 3;
+        let ctx = gatehouse::services::Ctx::open(s).unwrap();
+        let pw = gatehouse::services::types::Password::new(STRONG_PASSWORD.into());
+        gatehouse::services::users::authenticate(&ctx, "carol", &pw, None)
+            .await
+            .unwrap();
+    });
+    let hash: String = conn
+        .query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        gatehouse::crypto::password::params_of(&hash).unwrap().ops,
+        3
+    );
+}
+
+fn insert_session(
+    conn: &rusqlite::Connection,
+    hash: &[u8],
+    expires_at: i64,
+    idle: i64,
+    revoked: Option<i64>,
+) {
+    conn.execute(
+        "INSERT INTO sessions (token_hash, kind, created_at, last_seen_at, idle_expires_at, expires_at, revoked_at)
+         VALUES (?1, 'browser', 0, 0, ?2, ?3, ?4)",
+        rusqlite::params![hash, idle, expires_at, revoked],
+    )
+    .unwrap();
+}
+
+#[test]
+fn cleanup_deletes_expired_rows_and_keeps_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(cli(&data).arg("migrate").output().unwrap().status.success());
+    let now = chrono::Utc::now().timestamp();
+    {
+        let conn = rusqlite::Connection::open(data.join("gatehouse.db")).unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        for i in 0..1_500u32 {
+            insert_session(&conn, &i.to_be_bytes(), now - 10, now + 100, None);
+        }
+        insert_session(&conn, b"idle-expired", now + 1000, now - 1, None);
+        insert_session(&conn, b"revoked", now + 1000, now + 1000, Some(now - 5));
+        insert_session(&conn, b"live-1", now + 1000, now + 1000, None);
+        insert_session(&conn, b"live-2", now + 5000, now + 3000, None);
+        conn.execute(
+            "INSERT INTO audit_events (at, event) VALUES (?1, 'old'), (?2, 'recent')",
+            [now - 91 * 86_400, now - 3600],
+        )
+        .unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+    }
+    let out = cli(&data).arg("cleanup").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("sessions=1502"), "{text}");
+    assert!(text.contains("audit_events=1"), "{text}");
+    let conn = rusqlite::Connection::open(data.join("gatehouse.db")).unwrap();
+    let left: Vec<Vec<u8>> = conn
+        .prepare("SELECT token_hash FROM sessions ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(left, vec![b"live-1".to_vec(), b"live-2".to_vec()]);
+    let events: Vec<String> = conn
+        .prepare("SELECT event FROM audit_events WHERE event IN ('old','recent')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(events, vec!["recent".to_owned()]);
+    // A second pass finds nothing.
+    let out = cli(&data).arg("cleanup").output().unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap().contains("total=0"));
+}
+
+#[tokio::test]
+async fn scheduled_cleanup_runs_from_config() {
+    let app = spawn_with(|s| s.cleanup.schedule = "*/1 * * * * *".into()).await;
+    let now = chrono::Utc::now().timestamp();
+    {
+        let conn = rusqlite::Connection::open(app.ctx.settings.database_path()).unwrap();
+        insert_session(&conn, b"expired", now - 1, now - 1, None);
+        insert_session(&conn, b"live", now + 100, now + 100, None);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let conn = rusqlite::Connection::open(app.ctx.settings.database_path()).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .unwrap();
+        if n == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the scheduled job did not run");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn backup_of_a_live_database_passes_integrity_check_while_the_server_writes() {
+    let app = spawn().await;
+    let ctx = app.ctx.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                gatehouse::services::users::create(
+                    &ctx,
+                    gatehouse::services::users::NewUser {
+                        username: gatehouse::services::types::Username::parse(&format!("u{i}"))
+                            .unwrap(),
+                        email: None,
+                        password: None,
+                        is_admin: false,
+                        permissions: vec![],
+                    },
+                )
+                .await
+                .unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dest = app.dir.path().join("backup.db");
+    let data = app.ctx.settings.data_dir.clone();
+    let out = tokio::task::spawn_blocking({
+        let dest = dest.clone();
+        move || cli(&data).arg("backup").arg(&dest).output().unwrap()
+    })
+    .await
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(written > 10, "the server kept writing ({written} users)");
+    let conn = rusqlite::Connection::open(&dest).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let users: i64 = conn
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert!(users > 0);
+    // An existing destination is refused.
+    let out = cli(&app.ctx.settings.data_dir)
+        .arg("backup")
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+}
+
+#[test]
+fn key_files_are_private_and_the_pepper_is_stable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(cli(&data).arg("init").output().unwrap().status.success());
+    let pepper = data.join("keys/pepper");
+    let mode = std::fs::metadata(&pepper).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let dmode = std::fs::metadata(data.join("keys"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dmode, 0o700);
+    let first = std::fs::read(&pepper).unwrap();
+    assert!(cli(&data).arg("init").output().unwrap().status.success());
+    assert_eq!(std::fs::read(&pepper).unwrap(), first);
+}
+
+/// A server process started from the real binary, with its output captured to files.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: String,
+    pub stdout: std::path::PathBuf,
+    pub stderr: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `gatehouse serve` on a free port and waits for `/healthz`.
+pub async fn start_server(data: &std::path::Path, envs: &[(&str, &str)]) -> ServerProcess {
+    let port = free_port();
+    let stdout = data.parent().unwrap().join(format!("stdout-{port}.log"));
+    let stderr = data.parent().unwrap().join(format!("stderr-{port}.log"));
+    let mut c = cli(data);
+    c.env("GATEHOUSE_BIND", format!("127.0.0.1:{port}"))
+        .env("GATEHOUSE_WORKERS", "2")
+        .envs(envs.iter().copied())
+        .arg("serve")
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap());
+    let child = c.spawn().unwrap();
+    let addr = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.get(format!("{addr}/healthz")).send().await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "server did not start: {}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    ServerProcess {
+        child,
+        addr,
+        stdout,
+        stderr,
+    }
+}
+
+impl ServerProcess {
+    /// Everything the process printed so far.
+    pub fn output(&self) -> String {
+        format!(
+            "{}{}",
+            std::fs::read_to_string(&self.stdout).unwrap_or_default(),
+            std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        )
+    }
+    /// SIGTERM, then wait.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn secrets_fed_to_the_server_never_reach_its_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let pepper = "UGVwcGVyLWZvci10ZXN0cy1vbmx5LTAxMjM0NTY3ODk";
+    let smtp = "smtp-password-do-not-log";
+    let server = start_server(
+        &data,
+        &[
+            ("GATEHOUSE_SECRETS__PEPPER", pepper),
+            ("GATEHOUSE_MAIL__SMTP_PASSWORD", smtp),
+            ("GATEHOUSE_LOG__LEVEL", "trace"),
+            ("GATEHOUSE_LOG__FORMAT", "json"),
+        ],
+    )
+    .await;
+    let key = "sk_live_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA000000";
+    let sess = "dst_sess_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+    let run = "dst_run_CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC";
+    let jwt = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJsZWFrIn0.c2lnbmF0dXJlLWxlYWs";
+    let c = reqwest::Client::new();
+    let paths = ["/healthz", "/api/verify", "/workflows/pay", "/nope"];
+    for p in paths {
+        for (h, v) in [
+            ("authorization", format!("Bearer {key}")),
+            ("authorization", format!("Bearer {jwt}")),
+            ("x-api-key", key.to_owned()),
+            ("dispatched-session", sess.to_owned()),
+            ("cookie", format!("gatehouse_session={sess}")),
+        ] {
+            let _ = c
+                .get(format!("{}{p}", server.addr))
+                .header(h, v)
+                .send()
+                .await;
+        }
+        let _ = c
+            .post(format!(
+                "{}{p}?dispatched_session={run}&token={sess}",
+                server.addr
+            ))
+            .body(format!("{{\"token\":\"{key}\",\"password\":\"{smtp}\"}}"))
+            .header("content-type", "application/json")
+            .send()
+            .await;
+    }
+    let out = server.output();
+    let status = server.terminate();
+    assert!(status.success(), "graceful stop on SIGTERM");
+    assert!(
+        out.contains("gatehouse::request"),
+        "request log present:\n{out}"
+    );
+    assert!(out.contains("[REDACTED]"), "query values redacted:\n{out}");
+    for secret in [pepper, smtp, key, sess, run, jwt, "c2lnbmF0dXJlLWxlYWs"] {
+        assert!(!out.contains(secret), "{secret} leaked into the logs");
+    }
 }
