@@ -235,6 +235,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 println!("{}={}", t.table, t.deleted);
             }
             println!("total={}", report.deleted);
+            let longest = report
+                .tables
+                .iter()
+                .map(|t| t.longest_tx_us)
+                .max()
+                .unwrap_or(0);
+            let batches: u64 = report.tables.iter().map(|t| t.batches).sum();
+            println!("batches={batches}");
+            println!("longest_tx_ms={:.2}", longest as f64 / 1000.0);
+            println!("elapsed_ms={}", report.elapsed_ms);
             Ok(())
         }
         Command::Backup { path } => {

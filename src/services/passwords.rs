@@ -7,7 +7,7 @@
 //! users and wrong passwords take the same time.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Semaphore;
 
@@ -23,7 +23,7 @@ pub struct Hasher {
     waiting: AtomicUsize,
     max_in_flight: usize,
     params: Params,
-    dummy: String,
+    dummy: Arc<OnceLock<String>>,
 }
 
 struct QueueGuard<'a>(&'a AtomicUsize);
@@ -35,7 +35,8 @@ impl Drop for QueueGuard<'_> {
 }
 
 impl Hasher {
-    /// Builds the pool and the dummy hash (one hash at start-up).
+    /// Builds the pool; the dummy hash is computed on a background thread so start-up does not
+    /// wait for it (a verify that needs it first waits for that one computation).
     pub fn new(cfg: &PasswordSettings) -> Result<Hasher> {
         let slots = if cfg.hash_concurrency == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -46,7 +47,13 @@ impl Hasher {
             ops: cfg.argon2_ops_limit,
             mem_kib: cfg.argon2_mem_limit_kib,
         };
-        let dummy = password::hash(&crate::crypto::random_base62(24), params)?;
+        let dummy = Arc::new(OnceLock::new());
+        let filler = dummy.clone();
+        let _ = std::thread::Builder::new()
+            .name("gatehouse-dummy-hash".into())
+            .spawn(move || {
+                let _ = filler.get_or_init(|| make_dummy(params));
+            });
         Ok(Hasher {
             slots: Arc::new(Semaphore::new(slots)),
             waiting: AtomicUsize::new(0),
@@ -94,9 +101,16 @@ impl Hasher {
     pub async fn verify(&self, stored: Option<String>, pw: &Password) -> Result<bool> {
         let pw = pw.clone();
         let real = stored.is_some();
-        let hash = stored.unwrap_or_else(|| self.dummy.clone());
+        let dummy = self.dummy.clone();
+        let params = self.params;
         let ok = self
-            .on_pool(move || password::verify(&hash, pw.expose()))
+            .on_pool(move || {
+                let hash = match &stored {
+                    Some(h) => h.as_str(),
+                    None => dummy.get_or_init(|| make_dummy(params)).as_str(),
+                };
+                password::verify(hash, pw.expose())
+            })
             .await?;
         Ok(ok && real)
     }
@@ -105,4 +119,10 @@ impl Hasher {
     pub fn needs_rehash(&self, stored: &str) -> bool {
         password::needs_rehash(stored, self.params)
     }
+}
+
+/// A hash of a random password with the current parameters, to verify unknown users against.
+fn make_dummy(params: Params) -> String {
+    password::hash(&crate::crypto::random_base62(24), params)
+        .unwrap_or_else(|_| "$argon2id$v=19$m=19456,t=2,p=1$invalid".to_owned())
 }

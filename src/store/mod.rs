@@ -41,11 +41,45 @@ pub fn migrations_len() -> usize {
 pub struct Db {
     readers: Pool<SqliteConnectionManager>,
     writer: Pool<SqliteConnectionManager>,
+    sync: Synchronous,
+    _alive: std::sync::Arc<()>,
+}
+
+/// How often the checkpointer folds the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection until every `Db` handle is gone.
+/// A passive checkpoint takes no write lock, so writers never wait for it, and no commit pays
+/// for a checkpoint (the writer's auto-checkpoint is off).
+fn spawn_checkpointer(path: &Path, busy_ms: u64, alive: std::sync::Weak<()>) {
+    let path = path.to_path_buf();
+    let _ = std::thread::Builder::new()
+        .name("gatehouse-checkpoint".into())
+        .spawn(move || {
+            let Ok(conn) = Connection::open(&path) else {
+                return;
+            };
+            let _ = conn.busy_timeout(Duration::from_millis(busy_ms));
+            while alive.upgrade().is_some() {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        });
 }
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Db")
+    }
+}
+
+fn sync_name(sync: Synchronous) -> &'static str {
+    match sync {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+        Synchronous::Extra => "EXTRA",
     }
 }
 
@@ -55,11 +89,7 @@ fn apply_pragmas(
     busy_ms: u64,
     read_only: bool,
 ) -> rusqlite::Result<()> {
-    let sync = match sync {
-        Synchronous::Full => "FULL",
-        Synchronous::Normal => "NORMAL",
-        Synchronous::Extra => "EXTRA",
-    };
+    let sync = sync_name(sync);
     conn.busy_timeout(Duration::from_millis(busy_ms))?;
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; PRAGMA temp_store = MEMORY; \
@@ -107,7 +137,14 @@ impl Db {
             .min_idle(Some(1))
             .connection_timeout(timeout)
             .build(reader_mgr)?;
-        Ok(Db { readers, writer })
+        let alive = std::sync::Arc::new(());
+        spawn_checkpointer(path, busy, std::sync::Arc::downgrade(&alive));
+        Ok(Db {
+            readers,
+            writer,
+            sync,
+            _alive: alive,
+        })
     }
 
     /// Runs a read on the blocking pool.
@@ -156,20 +193,29 @@ impl Db {
         Ok(out)
     }
 
-    /// Like [`Db::write`], also returning how long the write lock was held (begin to commit).
-    pub async fn write_timed<T, F>(&self, f: F) -> Result<(T, Duration)>
+    /// A write whose loss in a power cut is harmless (deleting expired rows): committed with
+    /// `synchronous=NORMAL` (no fsync; the next durable commit syncs it too). Returns how long
+    /// the write lock was held, begin to commit.
+    pub async fn write_relaxed_timed<T, F>(&self, f: F) -> Result<(T, Duration)>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
         let pool = self.writer.clone();
+        let normal = sync_name(self.sync);
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let start = std::time::Instant::now();
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok((out, start.elapsed()))
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            let run = |conn: &mut Connection| -> Result<(T, Duration)> {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let start = std::time::Instant::now();
+                let out = f(&tx)?;
+                tx.commit()?;
+                Ok((out, start.elapsed()))
+            };
+            let result = run(&mut conn);
+            conn.pragma_update(None, "synchronous", normal)?;
+            result
         })
         .await
         .map_err(Error::internal)?

@@ -653,3 +653,96 @@ async fn secrets_fed_to_the_server_never_reach_its_logs() {
         assert!(!out.contains(secret), "{secret} leaked into the logs");
     }
 }
+
+#[tokio::test]
+async fn dev_sandbox_seeds_an_admin_and_demo_tenant_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let out_path = dir.path().join("dev.out");
+    let mut child = cli(&data)
+        .env("GATEHOUSE_BIND", format!("127.0.0.1:{port}"))
+        .args(["serve", "--dev"])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let printed = std::fs::read_to_string(&out_path).unwrap();
+    assert!(printed.contains("admin user:   admin"), "{printed}");
+    let pw = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password:"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(pw.len() >= 18, "{printed}");
+    let tenant = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("demo tenant:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(gatehouse::services::types::TenantId::parse(&tenant).is_ok());
+    // The printed password signs the admin in.
+    let rt_dir = dir.path().to_path_buf();
+    let pw2 = pw.clone();
+    let ok = tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let s = test_settings(&rt_dir);
+            let ctx = gatehouse::services::Ctx::open(s).unwrap();
+            let p = gatehouse::services::types::Password::new(pw2);
+            gatehouse::services::users::authenticate(&ctx, "admin", &p, None)
+                .await
+                .map(|u| u.is_admin)
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(ok.ok(), Some(true));
+    // A second run finds the sandbox and prints no new password.
+    let out = cli(&data)
+        .args(["user", "list", "--json"])
+        .output()
+        .unwrap();
+    let users: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn pepper_can_come_from_a_file_and_then_no_key_file_is_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    let pepper_file = dir.path().join("pepper");
+    std::fs::write(
+        &pepper_file,
+        "UGVwcGVyLWZyb20tYS1maWxlLTAxMjM0NTY3ODkwMTI\n",
+    )
+    .unwrap();
+    let mut s = test_settings(dir.path());
+    s.secrets.pepper_file = Some(pepper_file.clone());
+    let app = spawn_in(dir, s).await;
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!app.ctx.settings.data_dir.join("keys/pepper").exists());
+    let expected = gatehouse::crypto::Pepper::from_bytes(
+        gatehouse::crypto::unb64("UGVwcGVyLWZyb20tYS1maWxlLTAxMjM0NTY3ODkwMTI").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(app.ctx.pepper.hash(b"x"), expected.hash(b"x"));
+    assert!(!format!("{:?}", app.ctx).contains("UGVwcGVy"));
+}
