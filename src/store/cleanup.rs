@@ -28,6 +28,14 @@ pub const RULES: &[Rule] = &[
         condition: "expires_at <= ?1 OR idle_expires_at <= ?1 OR revoked_at IS NOT NULL",
     },
     Rule {
+        table: "magic_links",
+        condition: "expires_at <= ?1 OR used_at IS NOT NULL",
+    },
+    Rule {
+        table: "portal_tokens",
+        condition: "expires_at <= ?1 OR revoked_at IS NOT NULL",
+    },
+    Rule {
         table: "audit_events",
         condition: "at < ?2",
     },

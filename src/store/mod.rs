@@ -7,7 +7,10 @@
 //! actix worker thread.
 
 pub mod audit;
+pub mod brands;
 pub mod cleanup;
+pub mod magic_links;
+pub mod portal_tokens;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
@@ -25,9 +28,10 @@ use crate::error::{Error, Result};
 
 /// The embedded migrations, in order. Append only; never edit a shipped one.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../../migrations/0001_foundation.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/0001_foundation.sql")),
+        M::up(include_str!("../../migrations/0004_browser.sql")),
+    ])
 }
 
 /// Handle to the database: cheap to clone.
