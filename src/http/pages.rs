@@ -87,6 +87,16 @@ fn html(status: StatusCode, body: Result<String, askama::Error>) -> HttpResponse
     }
 }
 
+/// A page's caller: no or an ended session goes to the sign-in page; a refused request (e.g.
+/// cross-site) gets a message page with its status.
+fn gate<T>(auth: Result<T, Error>) -> Result<T, HttpResponse> {
+    match auth {
+        Ok(a) => Ok(a),
+        Err(Error::Unauthenticated(_) | Error::MalformedCredential) => Err(redirect("/sign-in")),
+        Err(e) => Err(message_page(&e, "/dashboard")),
+    }
+}
+
 fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
@@ -164,8 +174,8 @@ async fn nav_for(ctx: &Ctx, auth: &Auth) -> Result<Nav, Error> {
     })
 }
 
-async fn home(auth: Option<Auth>) -> HttpResponse {
-    redirect(if auth.is_some() {
+async fn home(auth: Result<Auth, Error>) -> HttpResponse {
+    redirect(if auth.is_ok() {
         "/dashboard"
     } else {
         "/sign-in"
@@ -196,8 +206,8 @@ fn sign_in_with(status: StatusCode, error: String, notice: String) -> HttpRespon
     )
 }
 
-async fn sign_in_page(auth: Option<Auth>) -> HttpResponse {
-    if auth.is_some() {
+async fn sign_in_page(auth: Result<Auth, Error>) -> HttpResponse {
+    if auth.is_ok() {
         return redirect("/dashboard");
     }
     sign_in_with(StatusCode::OK, String::new(), String::new())
@@ -314,9 +324,10 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn sign_out(req: HttpRequest, ctx: web::Data<Ctx>, auth: Option<FormAuth>, form: web::Form<CsrfForm>) -> HttpResponse {
-    let Some(auth) = auth else {
-        return redirect("/sign-in");
+async fn sign_out(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<FormAuth, Error>, form: web::Form<CsrfForm>) -> HttpResponse {
+    let auth = match gate(auth) {
+        Ok(a) => a,
+        Err(page) => return page,
     };
     let result = async {
         let auth = auth.verify(&ctx, &form.csrf)?;
@@ -338,9 +349,10 @@ struct OrgForm {
     organization_id: String,
 }
 
-async fn switch_organization(req: HttpRequest, ctx: web::Data<Ctx>, auth: Option<FormAuth>, form: web::Form<OrgForm>) -> HttpResponse {
-    let Some(auth) = auth else {
-        return redirect("/sign-in");
+async fn switch_organization(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<FormAuth, Error>, form: web::Form<OrgForm>) -> HttpResponse {
+    let auth = match gate(auth) {
+        Ok(a) => a,
+        Err(page) => return page,
     };
     let result = async {
         let auth = auth.verify(&ctx, &form.csrf)?;
@@ -378,9 +390,10 @@ struct DashboardPage {
     sessions: Vec<SessionLine>,
 }
 
-async fn dashboard(ctx: web::Data<Ctx>, auth: Option<Auth>) -> HttpResponse {
-    let Some(auth) = auth else {
-        return redirect("/sign-in");
+async fn dashboard(ctx: web::Data<Ctx>, auth: Result<Auth, Error>) -> HttpResponse {
+    let auth = match gate(auth) {
+        Ok(a) => a,
+        Err(page) => return page,
     };
     let result = async {
         let nav = nav_for(&ctx, &auth).await?;
@@ -420,9 +433,10 @@ async fn dashboard(ctx: web::Data<Ctx>, auth: Option<Auth>) -> HttpResponse {
     }
 }
 
-async fn revoke_session(req: HttpRequest, ctx: web::Data<Ctx>, auth: Option<FormAuth>, id: web::Path<i64>, form: web::Form<CsrfForm>) -> HttpResponse {
-    let Some(auth) = auth else {
-        return redirect("/sign-in");
+async fn revoke_session(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<FormAuth, Error>, id: web::Path<i64>, form: web::Form<CsrfForm>) -> HttpResponse {
+    let auth = match gate(auth) {
+        Ok(a) => a,
+        Err(page) => return page,
     };
     let result = async {
         let auth = auth.verify(&ctx, &form.csrf)?;
@@ -435,9 +449,10 @@ async fn revoke_session(req: HttpRequest, ctx: web::Data<Ctx>, auth: Option<Form
     }
 }
 
-async fn revoke_others(req: HttpRequest, ctx: web::Data<Ctx>, auth: Option<FormAuth>, form: web::Form<CsrfForm>) -> HttpResponse {
-    let Some(auth) = auth else {
-        return redirect("/sign-in");
+async fn revoke_others(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<FormAuth, Error>, form: web::Form<CsrfForm>) -> HttpResponse {
+    let auth = match gate(auth) {
+        Ok(a) => a,
+        Err(page) => return page,
     };
     let result = async {
         let auth = auth.verify(&ctx, &form.csrf)?;
@@ -466,9 +481,10 @@ struct UserQuery {
     user: Option<i64>,
 }
 
-async fn keys_page(ctx: web::Data<Ctx>, auth: Option<Auth>, q: web::Query<UserQuery>) -> HttpResponse {
-    let Some(auth) = auth else {
-        return redirect("/sign-in");
+async fn keys_page(ctx: web::Data<Ctx>, auth: Result<Auth, Error>, q: web::Query<UserQuery>) -> HttpResponse {
+    let auth = match gate(auth) {
+        Ok(a) => a,
+        Err(page) => return page,
     };
     match nav_for(&ctx, &auth).await {
         Ok(nav) => html(
@@ -518,9 +534,10 @@ async fn render_profile(ctx: &Ctx, auth: &Auth, status: StatusCode, error: Strin
     }
 }
 
-async fn profile(ctx: web::Data<Ctx>, auth: Option<Auth>) -> HttpResponse {
-    let Some(auth) = auth else {
-        return redirect("/sign-in");
+async fn profile(ctx: web::Data<Ctx>, auth: Result<Auth, Error>) -> HttpResponse {
+    let auth = match gate(auth) {
+        Ok(a) => a,
+        Err(page) => return page,
     };
     render_profile(&ctx, &auth, StatusCode::OK, String::new(), String::new()).await
 }
@@ -533,9 +550,10 @@ struct PasswordChangeForm {
     confirm: String,
 }
 
-async fn change_password(req: HttpRequest, ctx: web::Data<Ctx>, auth: Option<FormAuth>, form: web::Form<PasswordChangeForm>) -> HttpResponse {
-    let Some(auth) = auth else {
-        return redirect("/sign-in");
+async fn change_password(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<FormAuth, Error>, form: web::Form<PasswordChangeForm>) -> HttpResponse {
+    let auth = match gate(auth) {
+        Ok(a) => a,
+        Err(page) => return page,
     };
     let form = form.into_inner();
     let auth = match auth.verify(&ctx, &form.csrf) {
@@ -627,9 +645,10 @@ async fn render_users(ctx: &Ctx, auth: &Auth, status: StatusCode, error: String,
     }
 }
 
-async fn admin_users(ctx: web::Data<Ctx>, auth: Option<Auth>) -> HttpResponse {
-    let Some(auth) = auth else {
-        return redirect("/sign-in");
+async fn admin_users(ctx: web::Data<Ctx>, auth: Result<Auth, Error>) -> HttpResponse {
+    let auth = match gate(auth) {
+        Ok(a) => a,
+        Err(page) => return page,
     };
     render_users(&ctx, &auth, StatusCode::OK, String::new(), String::new()).await
 }
@@ -645,9 +664,10 @@ struct NewUserForm {
     is_admin: Option<String>,
 }
 
-async fn admin_create_user(req: HttpRequest, ctx: web::Data<Ctx>, auth: Option<FormAuth>, form: web::Form<NewUserForm>) -> HttpResponse {
-    let Some(auth) = auth else {
-        return redirect("/sign-in");
+async fn admin_create_user(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<FormAuth, Error>, form: web::Form<NewUserForm>) -> HttpResponse {
+    let auth = match gate(auth) {
+        Ok(a) => a,
+        Err(page) => return page,
     };
     let form = form.into_inner();
     let auth = match auth.verify(&ctx, &form.csrf) {
@@ -694,9 +714,10 @@ async fn admin_create_user(req: HttpRequest, ctx: web::Data<Ctx>, auth: Option<F
     }
 }
 
-async fn admin_set_disabled(req: HttpRequest, ctx: web::Data<Ctx>, auth: Option<FormAuth>, path: web::Path<(i64, String)>, form: web::Form<CsrfForm>) -> HttpResponse {
-    let Some(auth) = auth else {
-        return redirect("/sign-in");
+async fn admin_set_disabled(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<FormAuth, Error>, path: web::Path<(i64, String)>, form: web::Form<CsrfForm>) -> HttpResponse {
+    let auth = match gate(auth) {
+        Ok(a) => a,
+        Err(page) => return page,
     };
     let auth = match auth.verify(&ctx, &form.csrf) {
         Ok(a) => a,
@@ -763,9 +784,10 @@ struct BeforeQuery {
     before: Option<i64>,
 }
 
-async fn audit_page(ctx: web::Data<Ctx>, auth: Option<Auth>, q: web::Query<BeforeQuery>) -> HttpResponse {
-    let Some(auth) = auth else {
-        return redirect("/sign-in");
+async fn audit_page(ctx: web::Data<Ctx>, auth: Result<Auth, Error>, q: web::Query<BeforeQuery>) -> HttpResponse {
+    let auth = match gate(auth) {
+        Ok(a) => a,
+        Err(page) => return page,
     };
     let result = async {
         auth.principal.require("audit.view")?;

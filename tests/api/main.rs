@@ -4,4 +4,5 @@
 mod browser;
 mod helpers;
 
+mod browser_signin;
 mod foundation;
