@@ -6,3 +6,4 @@ mod helpers;
 
 mod browser_signin;
 mod foundation;
+mod pages;
