@@ -268,7 +268,11 @@ async fn session_answer(ctx: &Ctx, auth: &Auth) -> Result<SessionAnswer> {
             _ => None,
         },
         organization: w.organization.as_ref().map(organization),
-        organizations: w.organizations.iter().map(|(t, _)| organization(t)).collect(),
+        organizations: w
+            .organizations
+            .iter()
+            .map(|(t, _)| organization(t))
+            .collect(),
     })
 }
 
@@ -301,8 +305,13 @@ pub async fn switch_organization(
     auth: Auth,
     body: web::Json<OrganizationBody>,
 ) -> Result<HttpResponse> {
-    sessions::switch_organization(&ctx, &auth.principal, &body.organization_id, client_ip(&req))
-        .await?;
+    sessions::switch_organization(
+        &ctx,
+        &auth.principal,
+        &body.organization_id,
+        client_ip(&req),
+    )
+    .await?;
     let mut auth = auth;
     auth.principal.tenant_id = Some(body.organization_id.clone());
     Ok(HttpResponse::Ok().json(session_answer(&ctx, &auth).await?))
@@ -503,10 +512,12 @@ pub async fn portal_token(
         client_ip(&req),
     )
     .await?;
-    Ok(HttpResponse::build(StatusCode::CREATED).json(PortalTokenAnswer {
-        access_token: issued.token.expose().to_owned(),
-        expires_at: rfc3339(issued.expires_at),
-    }))
+    Ok(
+        HttpResponse::build(StatusCode::CREATED).json(PortalTokenAnswer {
+            access_token: issued.token.expose().to_owned(),
+            expires_at: rfc3339(issued.expires_at),
+        }),
+    )
 }
 
 /// The brand a portal customer belongs to.

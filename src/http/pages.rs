@@ -37,7 +37,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/profile/password", web::post().to(change_password))
         .route("/admin/users", web::get().to(admin_users))
         .route("/admin/users", web::post().to(admin_create_user))
-        .route("/admin/users/{id}/{action}", web::post().to(admin_set_disabled))
+        .route(
+            "/admin/users/{id}/{action}",
+            web::post().to(admin_set_disabled),
+        )
         .route("/audit", web::get().to(audit_page))
         .route("/static/{file}", web::get().to(static_file));
 }
@@ -92,11 +95,13 @@ fn html(status: StatusCode, body: Result<String, askama::Error>) -> HttpResponse
 
 /// A page's caller: no or an ended session goes to the sign-in page; a refused request (e.g.
 /// cross-site) gets a message page with its status.
-fn gate<T>(auth: Result<T, Error>) -> Result<T, HttpResponse> {
+fn gate<T>(auth: Result<T, Error>) -> Result<T, Box<HttpResponse>> {
     match auth {
         Ok(a) => Ok(a),
-        Err(Error::Unauthenticated(_) | Error::MalformedCredential) => Err(redirect("/sign-in")),
-        Err(e) => Err(message_page(&e, "/dashboard")),
+        Err(Error::Unauthenticated(_) | Error::MalformedCredential) => {
+            Err(Box::new(redirect("/sign-in")))
+        }
+        Err(e) => Err(Box::new(message_page(&e, "/dashboard"))),
     }
 }
 
@@ -222,7 +227,11 @@ struct PasswordForm {
     password: String,
 }
 
-async fn sign_in(req: HttpRequest, ctx: web::Data<Ctx>, form: web::Form<PasswordForm>) -> HttpResponse {
+async fn sign_in(
+    req: HttpRequest,
+    ctx: web::Data<Ctx>,
+    form: web::Form<PasswordForm>,
+) -> HttpResponse {
     let form = form.into_inner();
     let result = async {
         same_site_check(&req, &ctx.settings)?;
@@ -263,7 +272,11 @@ struct EmailForm {
     email: String,
 }
 
-async fn magic_link(req: HttpRequest, ctx: web::Data<Ctx>, form: web::Form<EmailForm>) -> HttpResponse {
+async fn magic_link(
+    req: HttpRequest,
+    ctx: web::Data<Ctx>,
+    form: web::Form<EmailForm>,
+) -> HttpResponse {
     let result = (|| {
         same_site_check(&req, &ctx.settings)?;
         let email = Email::parse(&form.email)?;
@@ -327,10 +340,15 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn sign_out(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<FormAuth, Error>, form: web::Form<CsrfForm>) -> HttpResponse {
+async fn sign_out(
+    req: HttpRequest,
+    ctx: web::Data<Ctx>,
+    auth: Result<FormAuth, Error>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
     let auth = match gate(auth) {
         Ok(a) => a,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let result = async {
         let auth = auth.verify(&ctx, &form.csrf)?;
@@ -352,14 +370,25 @@ struct OrgForm {
     organization_id: String,
 }
 
-async fn switch_organization(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<FormAuth, Error>, form: web::Form<OrgForm>) -> HttpResponse {
+async fn switch_organization(
+    req: HttpRequest,
+    ctx: web::Data<Ctx>,
+    auth: Result<FormAuth, Error>,
+    form: web::Form<OrgForm>,
+) -> HttpResponse {
     let auth = match gate(auth) {
         Ok(a) => a,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let result = async {
         let auth = auth.verify(&ctx, &form.csrf)?;
-        sessions::switch_organization(&ctx, &auth.principal, &form.organization_id, client_ip(&req)).await
+        sessions::switch_organization(
+            &ctx,
+            &auth.principal,
+            &form.organization_id,
+            client_ip(&req),
+        )
+        .await
     }
     .await;
     match result {
@@ -396,7 +425,7 @@ struct DashboardPage {
 async fn dashboard(ctx: web::Data<Ctx>, auth: Result<Auth, Error>) -> HttpResponse {
     let auth = match gate(auth) {
         Ok(a) => a,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let result = async {
         let nav = nav_for(&ctx, &auth).await?;
@@ -411,10 +440,7 @@ async fn dashboard(ctx: web::Data<Ctx>, auth: Result<Auth, Error>) -> HttpRespon
             notice: String::new(),
             username: w.user.username,
             email: w.user.email.unwrap_or_else(|| "—".into()),
-            organization: w
-                .organization
-                .map(|o| o.name)
-                .unwrap_or_else(|| "—".into()),
+            organization: w.organization.map(|o| o.name).unwrap_or_else(|| "—".into()),
             role: w.role.unwrap_or_else(|| "—".into()),
             sessions: list
                 .into_iter()
@@ -436,10 +462,16 @@ async fn dashboard(ctx: web::Data<Ctx>, auth: Result<Auth, Error>) -> HttpRespon
     }
 }
 
-async fn revoke_session(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<FormAuth, Error>, id: web::Path<i64>, form: web::Form<CsrfForm>) -> HttpResponse {
+async fn revoke_session(
+    req: HttpRequest,
+    ctx: web::Data<Ctx>,
+    auth: Result<FormAuth, Error>,
+    id: web::Path<i64>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
     let auth = match gate(auth) {
         Ok(a) => a,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let result = async {
         let auth = auth.verify(&ctx, &form.csrf)?;
@@ -452,10 +484,15 @@ async fn revoke_session(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<Form
     }
 }
 
-async fn revoke_others(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<FormAuth, Error>, form: web::Form<CsrfForm>) -> HttpResponse {
+async fn revoke_others(
+    req: HttpRequest,
+    ctx: web::Data<Ctx>,
+    auth: Result<FormAuth, Error>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
     let auth = match gate(auth) {
         Ok(a) => a,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let result = async {
         let auth = auth.verify(&ctx, &form.csrf)?;
@@ -484,10 +521,14 @@ struct UserQuery {
     user: Option<i64>,
 }
 
-async fn keys_page(ctx: web::Data<Ctx>, auth: Result<Auth, Error>, q: web::Query<UserQuery>) -> HttpResponse {
+async fn keys_page(
+    ctx: web::Data<Ctx>,
+    auth: Result<Auth, Error>,
+    q: web::Query<UserQuery>,
+) -> HttpResponse {
     let auth = match gate(auth) {
         Ok(a) => a,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     match nav_for(&ctx, &auth).await {
         Ok(nav) => html(
@@ -518,7 +559,13 @@ struct ProfilePage {
     keys_user: String,
 }
 
-async fn render_profile(ctx: &Ctx, auth: &Auth, status: StatusCode, error: String, notice: String) -> HttpResponse {
+async fn render_profile(
+    ctx: &Ctx,
+    auth: &Auth,
+    status: StatusCode,
+    error: String,
+    notice: String,
+) -> HttpResponse {
     match nav_for(ctx, auth).await {
         Ok(nav) => html(
             status,
@@ -540,7 +587,7 @@ async fn render_profile(ctx: &Ctx, auth: &Auth, status: StatusCode, error: Strin
 async fn profile(ctx: web::Data<Ctx>, auth: Result<Auth, Error>) -> HttpResponse {
     let auth = match gate(auth) {
         Ok(a) => a,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     render_profile(&ctx, &auth, StatusCode::OK, String::new(), String::new()).await
 }
@@ -553,10 +600,15 @@ struct PasswordChangeForm {
     confirm: String,
 }
 
-async fn change_password(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<FormAuth, Error>, form: web::Form<PasswordChangeForm>) -> HttpResponse {
+async fn change_password(
+    req: HttpRequest,
+    ctx: web::Data<Ctx>,
+    auth: Result<FormAuth, Error>,
+    form: web::Form<PasswordChangeForm>,
+) -> HttpResponse {
     let auth = match gate(auth) {
         Ok(a) => a,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let form = form.into_inner();
     let auth = match auth.verify(&ctx, &form.csrf) {
@@ -581,8 +633,14 @@ async fn change_password(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<For
     .await;
     match result {
         Ok(()) => {
-            render_profile(&ctx, &auth, StatusCode::OK, String::new(),
-                "Password changed. Your other sessions have been signed out.".into()).await
+            render_profile(
+                &ctx,
+                &auth,
+                StatusCode::OK,
+                String::new(),
+                "Password changed. Your other sessions have been signed out.".into(),
+            )
+            .await
         }
         Err(e) => render_profile(&ctx, &auth, e.status_code(), page_error(&e), String::new()).await,
     }
@@ -611,7 +669,13 @@ struct UsersPage {
     users: Vec<UserLine>,
 }
 
-async fn render_users(ctx: &Ctx, auth: &Auth, status: StatusCode, error: String, notice: String) -> HttpResponse {
+async fn render_users(
+    ctx: &Ctx,
+    auth: &Auth,
+    status: StatusCode,
+    error: String,
+    notice: String,
+) -> HttpResponse {
     let result = async {
         if !auth.principal.has_permission("users.manage") {
             auth.principal.require("users.view")?;
@@ -636,7 +700,10 @@ async fn render_users(ctx: &Ctx, auth: &Auth, status: StatusCode, error: String,
                     email: u.email.unwrap_or_else(|| "—".into()),
                     is_admin: u.is_admin,
                     disabled: u.disabled,
-                    last_login: u.last_login_at.map(fmt_time).unwrap_or_else(|| "never".into()),
+                    last_login: u
+                        .last_login_at
+                        .map(fmt_time)
+                        .unwrap_or_else(|| "never".into()),
                 })
                 .collect(),
         })
@@ -651,7 +718,7 @@ async fn render_users(ctx: &Ctx, auth: &Auth, status: StatusCode, error: String,
 async fn admin_users(ctx: web::Data<Ctx>, auth: Result<Auth, Error>) -> HttpResponse {
     let auth = match gate(auth) {
         Ok(a) => a,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     render_users(&ctx, &auth, StatusCode::OK, String::new(), String::new()).await
 }
@@ -667,10 +734,15 @@ struct NewUserForm {
     is_admin: Option<String>,
 }
 
-async fn admin_create_user(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<FormAuth, Error>, form: web::Form<NewUserForm>) -> HttpResponse {
+async fn admin_create_user(
+    req: HttpRequest,
+    ctx: web::Data<Ctx>,
+    auth: Result<FormAuth, Error>,
+    form: web::Form<NewUserForm>,
+) -> HttpResponse {
     let auth = match gate(auth) {
         Ok(a) => a,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let form = form.into_inner();
     let auth = match auth.verify(&ctx, &form.csrf) {
@@ -712,15 +784,30 @@ async fn admin_create_user(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<F
     }
     .await;
     match result {
-        Ok(u) => render_users(&ctx, &auth, StatusCode::OK, String::new(), format!("User {} created.", u.username)).await,
+        Ok(u) => {
+            render_users(
+                &ctx,
+                &auth,
+                StatusCode::OK,
+                String::new(),
+                format!("User {} created.", u.username),
+            )
+            .await
+        }
         Err(e) => render_users(&ctx, &auth, e.status_code(), page_error(&e), String::new()).await,
     }
 }
 
-async fn admin_set_disabled(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<FormAuth, Error>, path: web::Path<(i64, String)>, form: web::Form<CsrfForm>) -> HttpResponse {
+async fn admin_set_disabled(
+    req: HttpRequest,
+    ctx: web::Data<Ctx>,
+    auth: Result<FormAuth, Error>,
+    path: web::Path<(i64, String)>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
     let auth = match gate(auth) {
         Ok(a) => a,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let auth = match auth.verify(&ctx, &form.csrf) {
         Ok(a) => a,
@@ -739,7 +826,11 @@ async fn admin_set_disabled(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<
         }
         let u = users::set_disabled(&ctx, id, disable).await?;
         ctx.audit.record(
-            if disable { "user.disabled" } else { "user.enabled" },
+            if disable {
+                "user.disabled"
+            } else {
+                "user.enabled"
+            },
             true,
             crate::services::audit::Detail {
                 actor: auth.principal.username.clone(),
@@ -754,7 +845,14 @@ async fn admin_set_disabled(req: HttpRequest, ctx: web::Data<Ctx>, auth: Result<
     match result {
         Ok(u) => {
             let what = if u.disabled { "disabled" } else { "enabled" };
-            render_users(&ctx, &auth, StatusCode::OK, String::new(), format!("User {} {what}.", u.username)).await
+            render_users(
+                &ctx,
+                &auth,
+                StatusCode::OK,
+                String::new(),
+                format!("User {} {what}.", u.username),
+            )
+            .await
         }
         Err(e) => render_users(&ctx, &auth, e.status_code(), page_error(&e), String::new()).await,
     }
@@ -787,16 +885,22 @@ struct BeforeQuery {
     before: Option<i64>,
 }
 
-async fn audit_page(ctx: web::Data<Ctx>, auth: Result<Auth, Error>, q: web::Query<BeforeQuery>) -> HttpResponse {
+async fn audit_page(
+    ctx: web::Data<Ctx>,
+    auth: Result<Auth, Error>,
+    q: web::Query<BeforeQuery>,
+) -> HttpResponse {
     let auth = match gate(auth) {
         Ok(a) => a,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let result = async {
         auth.principal.require("audit.view")?;
         let nav = nav_for(&ctx, &auth).await?;
         let events = ctx.audit.list(None, 100, q.before).await?;
-        let older = (events.len() == 100).then(|| events.last().map(|e| e.id)).flatten();
+        let older = (events.len() == 100)
+            .then(|| events.last().map(|e| e.id))
+            .flatten();
         let dash = |s: Option<String>| s.unwrap_or_else(|| "—".into());
         Ok::<_, Error>(AuditPage {
             title: "Audit log",

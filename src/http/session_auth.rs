@@ -80,9 +80,7 @@ pub fn same_site_check(req: &HttpRequest, s: &Settings) -> Result<()> {
         let public = s.public_url.trim_end_matches('/');
         let public_origin = public
             .split_once("://")
-            .map(|(scheme, rest)| {
-                format!("{scheme}://{}", rest.split('/').next().unwrap_or(""))
-            })
+            .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or("")))
             .unwrap_or_default();
         let host = req.connection_info().host().to_owned();
         let same_host = origin

@@ -50,12 +50,20 @@ async fn issue(ctx: &Ctx, email: &Email, ip: Option<IpAddr>) -> Result<()> {
     let user_id = match user {
         Some(u) if !u.disabled => Some(u.id),
         Some(_) => {
-            ctx.audit.record("magic_link.requested", false, detail(email, ip, "disabled user"));
+            ctx.audit.record(
+                "magic_link.requested",
+                false,
+                detail(email, ip, "disabled user"),
+            );
             return Ok(());
         }
         None if ctx.settings.magic_link.allow_signup => None,
         None => {
-            ctx.audit.record("magic_link.requested", false, detail(email, ip, "unknown address"));
+            ctx.audit.record(
+                "magic_link.requested",
+                false,
+                detail(email, ip, "unknown address"),
+            );
             return Ok(());
         }
     };
@@ -88,7 +96,8 @@ async fn issue(ctx: &Ctx, email: &Email, ip: Option<IpAddr>) -> Result<()> {
              <p>It works once and expires in {minutes} minutes. If you did not ask for it, ignore this message.</p>"
         ),
     });
-    ctx.audit.record("magic_link.requested", true, detail(email, ip, "sent"));
+    ctx.audit
+        .record("magic_link.requested", true, detail(email, ip, "sent"));
     Ok(())
 }
 
@@ -116,7 +125,9 @@ pub async fn peek(ctx: &Ctx, token: &str) -> Result<bool> {
 /// Consumes a link and starts a session (401 if the link cannot be used).
 pub async fn verify(ctx: &Ctx, token: &str, origin: sessions::Origin) -> Result<Started> {
     if !token_well_formed(token, PREFIX) {
-        return Err(Error::bad_request("token must be a magic-link token (ml_…)"));
+        return Err(Error::bad_request(
+            "token must be a magic-link token (ml_…)",
+        ));
     }
     let h = ctx.pepper.hash(token.as_bytes()).to_vec();
     let now = store::now();
@@ -142,7 +153,11 @@ pub async fn verify(ctx: &Ctx, token: &str, origin: sessions::Origin) -> Result<
     let addr = link.email.clone();
     let user = match link.user_id {
         Some(id) => users::get(ctx, id).await.ok(),
-        None => ctx.db.read(move |c| store::users::by_email(c, &addr)).await?,
+        None => {
+            ctx.db
+                .read(move |c| store::users::by_email(c, &addr))
+                .await?
+        }
     };
     let user = match user {
         Some(u) => u,

@@ -181,7 +181,11 @@ impl Mailer {
 
     async fn deliver(&self, msg: &Message) -> Result<()> {
         match &*self.transport {
-            Transport::Smtp(t) => t.send(msg.clone()).await.map(|_| ()).map_err(Error::internal),
+            Transport::Smtp(t) => t
+                .send(msg.clone())
+                .await
+                .map(|_| ())
+                .map_err(Error::internal),
             Transport::Outbox(dir) => {
                 tokio::fs::create_dir_all(dir)
                     .await

@@ -87,7 +87,9 @@ pub async fn create_brand(ctx: &Ctx, p: &Principal, name: &str) -> Result<Brand>
     }
     let slug = super::tenants::slugify(&name);
     if slug.is_empty() {
-        return Err(Error::bad_request("name needs at least one letter or digit"));
+        return Err(Error::bad_request(
+            "name needs at least one letter or digit",
+        ));
     }
     let is_admin = p.is_admin;
     let row = BrandRow {
@@ -122,7 +124,9 @@ pub async fn create_brand(ctx: &Ctx, p: &Principal, name: &str) -> Result<Brand>
 pub fn parse_expires_in(s: &str) -> Result<i64> {
     let s = s.trim();
     let bad = || {
-        Error::bad_request("expiresIn must be a number and a unit (s, m, h or d), e.g. 30m, 24h, 7d")
+        Error::bad_request(
+            "expiresIn must be a number and a unit (s, m, h or d), e.g. 30m, 24h, 7d",
+        )
     };
     let unit = s.chars().last().ok_or_else(bad)?;
     let n: i64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
@@ -159,10 +163,23 @@ pub async fn issue(
     ip: Option<IpAddr>,
 ) -> Result<Issued> {
     if p.kind != CredentialKind::ApiKey {
-        return Err(Error::forbidden("Portal tokens can only be issued with an API key"));
+        return Err(Error::forbidden(
+            "Portal tokens can only be issued with an API key",
+        ));
     }
     let t = tenant_of(p)?;
-    issue_unchecked(ctx, &t, p.mode, brand_id, customer_email, customer_name, expires_in, p.credential_id.clone(), ip).await
+    issue_unchecked(
+        ctx,
+        &t,
+        p.mode,
+        brand_id,
+        customer_email,
+        customer_name,
+        expires_in,
+        p.credential_id.clone(),
+        ip,
+    )
+    .await
 }
 
 /// Issues a portal token without checking the caller (the caller is the server itself: the
@@ -187,14 +204,20 @@ pub async fn issue_unchecked(
     let secs = secs.min(max);
     if let Some(n) = &customer_name {
         if n.chars().count() > 200 {
-            return Err(Error::bad_request("customerName must be at most 200 characters"));
+            return Err(Error::bad_request(
+                "customerName must be at most 200 characters",
+            ));
         }
     }
     let token = new_token(PREFIX);
     let h = ctx.pepper.hash(token.expose().as_bytes()).to_vec();
     let now = store::now();
     let expires_at = now.saturating_add(secs);
-    let (t, b, e) = (tenant_id.to_owned(), brand_id.to_owned(), customer_email.as_str().to_owned());
+    let (t, b, e) = (
+        tenant_id.to_owned(),
+        brand_id.to_owned(),
+        customer_email.as_str().to_owned(),
+    );
     let by = issued_by.clone();
     ctx.db
         .write(move |tx| {
@@ -225,7 +248,10 @@ pub async fn issue_unchecked(
             actor: issued_by,
             tenant_id: Some(tenant_id.to_owned()),
             ip,
-            detail: Some(format!("brand={brand_id} customer={}", customer_email.as_str())),
+            detail: Some(format!(
+                "brand={brand_id} customer={}",
+                customer_email.as_str()
+            )),
         },
     );
     Ok(Issued { token, expires_at })

@@ -117,7 +117,9 @@ pub async fn start(ctx: &Ctx, user: UserRow, origin: Origin, method: &str) -> Re
                     store::sessions::revoke(tx, old.id, None, now)?;
                 }
             }
-            let org = store::tenants::memberships_of(tx, user_id)?.into_iter().next();
+            let org = store::tenants::memberships_of(tx, user_id)?
+                .into_iter()
+                .next();
             let id = store::sessions::insert(
                 tx,
                 &NewSession {

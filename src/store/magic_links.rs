@@ -54,12 +54,20 @@ pub fn consume(c: &Connection, token_hash: &[u8], now: i64) -> Result<Option<Con
 
 /// Whether a link is still usable (for the landing page; does not consume).
 pub fn is_live(c: &Connection, token_hash: &[u8], now: i64) -> Result<bool> {
-    Ok(c
-        .query_row(
-            "SELECT 1 FROM magic_links WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
-            params![token_hash, now],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+    Ok(c.query_row(
+        "SELECT 1 FROM magic_links WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+        params![token_hash, now],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
+}
+
+/// Voids every unused link of a user (their credentials are being ended).
+pub fn void_for_user(c: &Connection, user_id: i64, now: i64) -> Result<usize> {
+    Ok(c.execute(
+        "UPDATE magic_links SET used_at = ?2
+         WHERE used_at IS NULL AND (user_id = ?1 OR email = (SELECT email FROM users WHERE id = ?1))",
+        params![user_id, now],
+    )?)
 }

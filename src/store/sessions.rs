@@ -145,7 +145,12 @@ pub fn get(c: &Connection, id: i64) -> Result<Option<SessionRow>> {
 }
 
 /// The live sessions of a user of one kind, newest first.
-pub fn live_for_user(c: &Connection, user_id: i64, kind: &str, now: i64) -> Result<Vec<SessionRow>> {
+pub fn live_for_user(
+    c: &Connection,
+    user_id: i64,
+    kind: &str,
+    now: i64,
+) -> Result<Vec<SessionRow>> {
     let mut st = c.prepare(&format!(
         "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 AND kind = ?2
          AND revoked_at IS NULL AND expires_at > ?3 AND idle_expires_at > ?3

@@ -37,6 +37,19 @@ async fn text_of(c: &Client, css: &str) -> String {
     panic!("no element {css}: {last:?}");
 }
 
+/// Waits until the element matching `css` contains `needle` (pages load after a click).
+async fn wait_text(c: &Client, css: &str, needle: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = text_of(c, css).await;
+        if last.contains(needle) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} never contained {needle:?}; last text {last:?}");
+}
+
 async fn fill(c: &Client, css: &str, value: &str) {
     let e = c.find(Locator::Css(css)).await.unwrap();
     e.clear().await.unwrap();
@@ -80,30 +93,39 @@ async fn sign_in_walk_pages_and_sign_out_in_chromium() {
     // A wrong password: a message on the page.
     fill(c, "#username", "admin").await;
     fill(c, "#password", "not the password").await;
-    c.find(Locator::Css("#password-form button")).await.unwrap().click().await.unwrap();
-    let msg = text_of(c, ".msg.error").await;
+    c.find(Locator::Css("#password-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(c, "main > .msg.error", "Invalid username or password").await;
     b.screenshot("sign-in-error").await;
-    assert!(msg.contains("Invalid username or password"), "{msg}");
 
     // Sign in with the password.
     fill(c, "#username", "admin").await;
     fill(c, "#password", STRONG_PASSWORD).await;
-    c.find(Locator::Css("#password-form button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#password-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_path(c, "/dashboard").await;
     assert_eq!(text_of(c, "main h1").await, "Dashboard");
     assert!(text_of(c, "#sessions").await.contains("this device"));
     b.screenshot("dashboard").await;
 
+    // Usable on a phone: the sidebar folds above the content.
+    c.set_window_size(390, 844).await.unwrap();
+    c.refresh().await.unwrap();
+    b.screenshot("dashboard-phone").await;
+    c.set_window_size(1280, 900).await.unwrap();
+
     // The organization switcher (JS submits on change).
     let select = c.find(Locator::Css("#org")).await.unwrap();
     select.select_by_label("Acme Corp").await.unwrap();
-    for _ in 0..50 {
-        if text_of(c, "dl.facts").await.contains("Acme Corp") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(text_of(c, "dl.facts").await.contains("Acme Corp"));
+    wait_text(c, "dl.facts", "Acme Corp").await;
     assert!(text_of(c, "dl.facts").await.contains("owner"));
 
     // Profile: a wrong current password shows a message.
@@ -113,19 +135,34 @@ async fn sign_in_walk_pages_and_sign_out_in_chromium() {
     fill(c, "#current", "wrong wrong wrong").await;
     fill(c, "#new", "another good passphrase 99").await;
     fill(c, "#confirm", "another good passphrase 99").await;
-    c.find(Locator::Css("#password-change button")).await.unwrap().click().await.unwrap();
-    assert!(text_of(c, ".msg.error").await.contains("current password is wrong"));
+    c.find(Locator::Css("#password-change button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(c, "main > .msg.error", "current password is wrong").await;
 
     // Admin users: create one, see it listed; a bad name shows a message.
     c.goto(&app.url("/admin/users")).await.unwrap();
     fill(c, "#u-name", "newbie").await;
     fill(c, "#u-email", "newbie@example.com").await;
-    c.find(Locator::Css("#create-user button")).await.unwrap().click().await.unwrap();
-    assert!(text_of(c, ".msg.notice").await.contains("User newbie created"));
-    assert!(text_of(c, "#users").await.contains("newbie@example.com"));
+    c.find(Locator::Css("#create-user button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(c, "main > .msg.notice", "User newbie created").await;
+    wait_text(c, "#users", "newbie@example.com").await;
     fill(c, "#u-name", "bad name!").await;
-    c.find(Locator::Css("#create-user button")).await.unwrap().click().await.unwrap();
-    assert!(text_of(c, ".msg.error").await.contains("username"));
+    c.find(Locator::Css("#create-user button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(c, "main > .msg.error", "username").await;
     c.goto(&app.url("/admin/users")).await.unwrap();
     b.screenshot("admin-users").await;
 
@@ -139,7 +176,12 @@ async fn sign_in_walk_pages_and_sign_out_in_chromium() {
     if std::env::var("GATEHOUSE_TEST_KEYS_BRANCH").is_ok() {
         // NEEDS keys branch: /v1/api-keys (issue 3) backs this page.
         fill(c, "#key-name", "ci deploy").await;
-        c.find(Locator::Css("#create-key")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Css("#create-key"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         let secret = text_of(c, "#new-key-secret").await;
         assert!(secret.starts_with("sk_live_"), "{secret}");
         b.screenshot("api-keys").await;
@@ -147,7 +189,12 @@ async fn sign_in_walk_pages_and_sign_out_in_chromium() {
         let rows = text_of(c, "[data-key-rows]").await;
         assert!(rows.contains("ci deploy"));
         assert!(!rows.contains(&secret), "the secret is shown once only");
-        c.find(Locator::Css("[data-revoke]")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Css("[data-revoke]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         c.accept_alert().await.unwrap();
         for _ in 0..50 {
             if !text_of(c, "[data-key-rows]").await.contains("ci deploy") {
@@ -163,23 +210,43 @@ async fn sign_in_walk_pages_and_sign_out_in_chromium() {
     }
 
     // Sign out.
-    c.find(Locator::Css("#sign-out")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_path(c, "/sign-in").await;
     c.goto(&app.url("/dashboard")).await.unwrap();
     wait_path(c, "/sign-in").await;
 
     // Magic link: request on the sign-in page, open the link from the outbox, press the button.
     fill(c, "#email", "alice@example.com").await;
-    c.find(Locator::Css("#magic-form button")).await.unwrap().click().await.unwrap();
-    assert!(text_of(c, ".msg.notice").await.contains("on its way"));
+    c.find(Locator::Css("#magic-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(c, "main > .msg.notice", "on its way").await;
     let token = outbox_token(&app).await;
-    c.goto(&app.url(&format!("/auth/verify?token={token}"))).await.unwrap();
+    c.goto(&app.url(&format!("/auth/verify?token={token}")))
+        .await
+        .unwrap();
     b.screenshot("verify").await;
-    c.find(Locator::Css("#verify-button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#verify-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_path(c, "/dashboard").await;
-    assert!(text_of(c, "dl.facts").await.contains("alice"));
+    wait_text(c, "dl.facts", "alice").await;
     // Not an admin: no users or audit links.
-    assert!(c.find(Locator::Css("a[href='/admin/users']")).await.is_err());
+    assert!(c
+        .find(Locator::Css("a[href='/admin/users']"))
+        .await
+        .is_err());
 
     b.close().await;
 }
