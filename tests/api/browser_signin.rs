@@ -405,6 +405,27 @@ async fn magic_link_bad_input_and_throttling() {
     );
     let unknown = format!("ml_{}", "a".repeat(43));
     error_message(verify(&app, &unknown).await, 401).await;
+    // Neither JSON nor a form: a 4xx in the JSON error shape, never a 500.
+    let resp = app
+        .client
+        .post(app.url("/v1/auth/verify"))
+        .header("content-type", "text/plain")
+        .body("ml_x")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    assert!((400..500).contains(&status), "{status}");
+    error_message(resp, status).await;
+    let resp = app
+        .client
+        .post(app.url("/v1/auth/verify"))
+        .json(&json!({ "token": 42 }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    assert!((400..500).contains(&status), "{status}");
 
     for _ in 0..2 {
         assert_eq!(
