@@ -206,3 +206,47 @@ impl Mailer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_every_transport_and_hides_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("smtp_password");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        for security in [
+            SmtpSecurity::Starttls,
+            SmtpSecurity::Tls,
+            SmtpSecurity::None,
+        ] {
+            let mut s = Settings::default();
+            s.mail.transport = MailTransport::Smtp;
+            s.mail.smtp_security = security;
+            s.mail.smtp_username = Some("relay".into());
+            s.mail.smtp_password_file = Some(pw.clone());
+            let m = Mailer::from_settings(&s).unwrap();
+            assert_eq!(format!("{m:?}"), "Mailer(smtp)");
+            s.dev = true;
+            assert_eq!(
+                format!("{:?}", Mailer::from_settings(&s).unwrap()),
+                "Mailer(outbox)"
+            );
+        }
+        let mut s = Settings::default();
+        s.mail.transport = MailTransport::Smtp;
+        s.mail.smtp_username = Some("relay".into());
+        s.mail.smtp_password_file = Some(dir.path().join("missing"));
+        assert!(Mailer::from_settings(&s).is_err());
+        s.mail.from = "not an address".into();
+        assert!(Mailer::from_settings(&s).is_err());
+        let mail = Mail {
+            to: "a@b.co".into(),
+            subject: "hi".into(),
+            text: "https://x/auth/verify?token=ml_secret".into(),
+            html: "ml_secret".into(),
+        };
+        assert!(!format!("{mail:?}").contains("ml_secret"));
+    }
+}

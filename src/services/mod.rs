@@ -1,4 +1,5 @@
-//! Use-cases: users, tenants, audit, cleanup, server keys. No HTTP types here.
+//! Use-cases: users, tenants, sessions, magic links, mail, brands and portal tokens, audit,
+//! cleanup, server keys. No HTTP types here.
 //!
 //! Every operation takes the shared [`Ctx`] and parsed newtypes from [`types`], and returns the
 //! one [`crate::error::Error`]. The CLI and the HTTP handlers call these same functions.
