@@ -1561,3 +1561,75 @@ async fn smtp_failure_is_retried_and_the_answer_is_unchanged() {
     let token = token_in(&mail);
     assert_eq!(verify(&app, &token).await.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn cleanup_removes_spent_links_and_expired_portal_tokens() {
+    let (app, mut sink) = spawn_smtp(|s| s.magic_link.ttl_secs = 1).await;
+    app.create_user("quinn", STRONG_PASSWORD, true).await;
+    request_link(&app, "quinn@example.com").await;
+    sink.next(Duration::from_secs(10)).await.unwrap();
+    request_link(&app, "quinn@example.com").await;
+    sink.next(Duration::from_secs(10)).await.unwrap();
+    let pair = sign_in(&app, "quinn", STRONG_PASSWORD).await;
+    let brand: Value = app
+        .client
+        .post(app.url("/v1/brands"))
+        .header("Dispatched-Session", token_of(&pair))
+        .json(&json!({ "name": "Store" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tenant = services::tenants::default_tenant(&app.ctx)
+        .await
+        .unwrap()
+        .id;
+    let brand_id = brand["id"].as_str().unwrap();
+    issue_portal(&app, &tenant, brand_id, "1s").await;
+    let live = issue_portal(&app, &tenant, brand_id, "1h").await;
+    let count = |table: &'static str| {
+        let ctx = app.ctx.clone();
+        async move {
+            ctx.db
+                .read(move |c| {
+                    Ok(
+                        c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                            r.get::<_, i64>(0)
+                        })?,
+                    )
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("magic_links").await, 2);
+    assert_eq!(count("portal_tokens").await, 2);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    services::cleanup::run_once(&app.ctx).await.unwrap();
+    assert_eq!(count("magic_links").await, 0);
+    assert_eq!(count("portal_tokens").await, 1);
+    let resp = app
+        .client
+        .get(app.url("/v1/portal/me"))
+        .bearer_auth(&live)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+
+    // Issuing was audited.
+    let mut seen = false;
+    for _ in 0..50 {
+        let events = app.ctx.audit.list(None, 500, None).await.unwrap();
+        if events.iter().any(|e| {
+            e.event == "portal_token.issued" && e.tenant_id.as_deref() == Some(tenant.as_str())
+        }) {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "portal_token.issued not audited");
+}
