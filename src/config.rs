@@ -286,6 +286,10 @@ pub struct MailSettings {
     /// A file holding the SMTP password.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp_password_file: Option<PathBuf>,
+    /// Attempts per message before it is given up (logged), with backoff between them.
+    pub send_attempts: u32,
+    /// SMTP connection and command timeout, seconds.
+    pub smtp_timeout_secs: u64,
 }
 
 /// Magic-link settings.
@@ -296,6 +300,12 @@ pub struct MagicLinkSettings {
     pub ttl_secs: u64,
     /// Unknown addresses may sign up into the default tenant.
     pub allow_signup: bool,
+    /// Link requests per address in one window.
+    pub max_per_address: u32,
+    /// Link requests per client address in one window.
+    pub max_per_client: u32,
+    /// Length of the request-throttling window, seconds.
+    pub window_secs: u64,
 }
 
 /// Portal token settings.
@@ -459,6 +469,8 @@ impl Default for MailSettings {
             smtp_username: None,
             smtp_password: None,
             smtp_password_file: None,
+            send_attempts: 3,
+            smtp_timeout_secs: 15,
         }
     }
 }
@@ -468,6 +480,9 @@ impl Default for MagicLinkSettings {
         MagicLinkSettings {
             ttl_secs: 600,
             allow_signup: false,
+            max_per_address: 5,
+            max_per_client: 30,
+            window_secs: 900,
         }
     }
 }

@@ -42,7 +42,11 @@ pub fn classify(raw: &str) -> Result<Claimed> {
 /// 400 for a malformed credential, 401 for an unknown, revoked or expired one.
 pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Principal> {
     let claimed = classify(raw)?;
-    Err(unsupported(ctx, claimed))
+    match claimed {
+        Claimed::Session => crate::services::sessions::resolve(ctx, raw).await,
+        Claimed::PortalToken => crate::services::portal::resolve(ctx, raw).await,
+        other => Err(unsupported(ctx, other)),
+    }
 }
 
 /// A credential kind this build does not issue yet.

@@ -3,11 +3,14 @@
 //! Handlers extract, call one service function, and map the result; the route table in
 //! [`routes`] is the one place every endpoint is listed.
 
+pub mod browser;
 pub mod extract;
 pub mod health;
 pub mod middleware;
 pub mod openapi;
+pub mod pages;
 pub mod routes;
+pub mod session_auth;
 
 use std::net::TcpListener;
 use std::sync::Arc;

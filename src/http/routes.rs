@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(health::healthz))
         .service(web::resource("/metrics").get(health::metrics));
+    super::browser::configure(cfg);
+    super::pages::configure(cfg);
 }
 
 /// Fallback for unknown routes: 404 in the JSON error shape.

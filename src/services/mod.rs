@@ -1,4 +1,5 @@
-//! Use-cases: users, tenants, audit, cleanup, server keys. No HTTP types here.
+//! Use-cases: users, tenants, sessions, magic links, mail, brands and portal tokens, audit,
+//! cleanup, server keys. No HTTP types here.
 //!
 //! Every operation takes the shared [`Ctx`] and parsed newtypes from [`types`], and returns the
 //! one [`crate::error::Error`]. The CLI and the HTTP handlers call these same functions.
@@ -6,8 +7,12 @@
 pub mod audit;
 pub mod cleanup;
 pub mod dev;
+pub mod magic_links;
+pub mod mail;
 pub mod passwords;
+pub mod portal;
 pub mod server_keys;
+pub mod sessions;
 pub mod tenants;
 pub mod throttle;
 pub mod types;
@@ -35,6 +40,10 @@ pub struct Ctx {
     pub login_throttle: throttle::Throttle,
     /// Buffered audit log writer.
     pub audit: audit::AuditLog,
+    /// Outgoing mail (SMTP or outbox), sent in the background.
+    pub mailer: mail::Mailer,
+    /// Magic-link request throttling, per address and per client.
+    pub magic_throttle: throttle::Throttle,
 }
 
 impl Ctx {
@@ -47,6 +56,12 @@ impl Ctx {
         let passwords = passwords::Hasher::new(&settings.password)?;
         let login_throttle = throttle::Throttle::new(&settings.login);
         let audit = audit::AuditLog::new(db.clone());
+        let mailer = mail::Mailer::from_settings(&settings)?;
+        let magic_throttle = throttle::Throttle::new(&crate::config::LoginSettings {
+            max_failures_per_account: settings.magic_link.max_per_address,
+            max_failures_per_address: settings.magic_link.max_per_client,
+            window_secs: settings.magic_link.window_secs,
+        });
         Ok(Arc::new(Ctx {
             settings,
             db,
@@ -54,6 +69,8 @@ impl Ctx {
             passwords,
             login_throttle,
             audit,
+            mailer,
+            magic_throttle,
         }))
     }
 }

@@ -187,6 +187,7 @@ pub fn revoke_credentials(
     now: i64,
 ) -> Result<()> {
     store::sessions::revoke_all_for_user(tx, user_id, keep_session, now)?;
+    store::magic_links::void_for_user(tx, user_id, now)?;
     Ok(())
 }
 

@@ -38,6 +38,14 @@ pub const RULES: &[Rule] = &[
         condition: "revoked_at IS NOT NULL",
     },
     Rule {
+        table: "magic_links",
+        condition: "expires_at <= ?1 OR used_at IS NOT NULL",
+    },
+    Rule {
+        table: "portal_tokens",
+        condition: "expires_at <= ?1 OR revoked_at IS NOT NULL",
+    },
+    Rule {
         table: "audit_events",
         condition: "at < ?2",
     },

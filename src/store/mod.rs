@@ -7,7 +7,10 @@
 //! actix worker thread.
 
 pub mod audit;
+pub mod brands;
 pub mod cleanup;
+pub mod magic_links;
+pub mod portal_tokens;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
@@ -29,7 +32,10 @@ pub fn migrations() -> Migrations<'static> {
 }
 
 /// The migration scripts, in order.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_foundation.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_foundation.sql"),
+    include_str!("../../migrations/0004_browser.sql"),
+];
 
 /// How many migrations the binary carries (the schema version of an up-to-date file).
 pub fn migrations_len() -> usize {

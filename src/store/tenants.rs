@@ -96,7 +96,7 @@ pub fn set_membership(
 pub fn memberships_of(c: &Connection, user_id: i64) -> Result<Vec<(TenantRow, String)>> {
     let mut st = c.prepare(
         "SELECT t.id, t.name, t.slug, t.created_at, m.role FROM memberships m
-         JOIN tenants t ON t.id = m.tenant_id WHERE m.user_id = ?1 ORDER BY m.created_at, t.id",
+         JOIN tenants t ON t.id = m.tenant_id WHERE m.user_id = ?1 ORDER BY m.created_at, m.rowid",
     )?;
     let rows = st.query_map([user_id], |r| Ok((from_row(r)?, r.get::<_, String>(4)?)))?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

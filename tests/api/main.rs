@@ -4,4 +4,6 @@
 mod browser;
 mod helpers;
 
+mod browser_signin;
 mod foundation;
+mod pages;
