@@ -1,4 +1,4 @@
-//! Use-cases: users, tenants, audit, cleanup, server keys. No HTTP types here.
+//! Use-cases: users, tenants, audit, cleanup, server keys, JWT pairs and their signing keys. No HTTP types here.
 //!
 //! Every operation takes the shared [`Ctx`] and parsed newtypes from [`types`], and returns the
 //! one [`crate::error::Error`]. The CLI and the HTTP handlers call these same functions.
@@ -8,8 +8,10 @@ pub mod cleanup;
 pub mod dev;
 pub mod passwords;
 pub mod server_keys;
+pub mod signing_keys;
 pub mod tenants;
 pub mod throttle;
+pub mod tokens;
 pub mod types;
 pub mod users;
 
@@ -35,6 +37,8 @@ pub struct Ctx {
     pub login_throttle: throttle::Throttle,
     /// Buffered audit log writer.
     pub audit: audit::AuditLog,
+    /// JWT signing keys.
+    pub keyring: signing_keys::Keyring,
 }
 
 impl Ctx {
@@ -47,6 +51,8 @@ impl Ctx {
         let passwords = passwords::Hasher::new(&settings.password)?;
         let login_throttle = throttle::Throttle::new(&settings.login);
         let audit = audit::AuditLog::new(db.clone());
+        let keyring = signing_keys::Keyring::new(&pepper);
+        keyring.init_blocking(&db, &settings)?;
         Ok(Arc::new(Ctx {
             settings,
             db,
@@ -54,6 +60,7 @@ impl Ctx {
             passwords,
             login_throttle,
             audit,
+            keyring,
         }))
     }
 }

@@ -8,7 +8,9 @@
 
 pub mod audit;
 pub mod cleanup;
+pub mod refresh_tokens;
 pub mod sessions;
+pub mod signing_keys;
 pub mod tenants;
 pub mod users;
 
@@ -25,9 +27,10 @@ use crate::error::{Error, Result};
 
 /// The embedded migrations, in order. Append only; never edit a shipped one.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../../migrations/0001_foundation.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/0001_foundation.sql")),
+        M::up(include_str!("../../migrations/0003_jwt.sql")),
+    ])
 }
 
 /// Handle to the database: cheap to clone.

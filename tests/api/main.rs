@@ -3,4 +3,6 @@
 
 mod helpers;
 
+mod accounts;
 mod foundation;
+mod openapi;
