@@ -117,8 +117,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .wrap(actix_web::middleware::from_fn(swagger_csp))
                 .service(
                     SwaggerUi::new("/{_:.*}").config(
+                        // No persistAuthorization: credentials typed into the Authorize
+                        // dialog must not outlive the tab in localStorage.
                         Config::new(["/api/openapi.json"])
-                            .persist_authorization(true)
                             .validator_url("none")
                             .try_it_out_enabled(true),
                     ),
