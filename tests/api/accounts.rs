@@ -1100,3 +1100,53 @@ async fn tokens_are_stored_only_hashed_or_sealed() {
         .unwrap();
     assert_eq!(sealed.len(), 24 + 32 + 16);
 }
+
+#[tokio::test]
+async fn reuse_is_audited_and_expired_refresh_records_are_cleaned_up() {
+    let app = spawn_with(|s| {
+        s.jwt.access_ttl_secs = 1;
+        s.jwt.refresh_ttl_secs = 2;
+        s.jwt.refresh_grace_secs = 0;
+        s.jwt.leeway_secs = 0;
+    })
+    .await;
+    app.create_user("nora", PW, false).await;
+    let (_, r1) = pair(&app, "nora", PW).await;
+    assert_eq!(refresh(&app, &r1).await.status(), 200);
+    error_message(refresh(&app, &r1).await, 401).await;
+    let mut events = Vec::new();
+    for _ in 0..50 {
+        events = app.ctx.audit.list(None, 100, None).await.unwrap();
+        if events.iter().any(|e| e.event == "token.refresh_reuse") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reuse = events
+        .iter()
+        .find(|e| e.event == "token.refresh_reuse")
+        .expect("reuse audited");
+    assert_eq!(reuse.outcome, "failure");
+    assert!(!reuse.detail.clone().unwrap_or_default().contains(&r1));
+
+    // Once expired, refresh tokens and families are deleted by the cleanup job.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let report = gatehouse::services::cleanup::run_once(&app.ctx)
+        .await
+        .unwrap();
+    let deleted = |t: &str| {
+        report
+            .tables
+            .iter()
+            .find(|r| r.table == t)
+            .map(|r| r.deleted)
+            .unwrap()
+    };
+    assert_eq!(deleted("refresh_tokens"), 2);
+    assert_eq!(deleted("refresh_families"), 1);
+    assert_eq!(
+        deleted("signing_keys"),
+        0,
+        "the active key is never cleaned up"
+    );
+}
