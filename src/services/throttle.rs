@@ -8,6 +8,9 @@
 //!   `max_consecutive_failures`, each further failure locks the account for `lockout_secs`, so
 //!   after the first 100 guesses an attacker gets one guess per lock-out period.
 //!
+//! Password sign-in uses [`Throttle::begin`], which checks and counts in one step (an attempt
+//! counts as a failure until it succeeds), so parallel guesses cannot overrun a limit.
+//!
 //! The account limits do not apply to an address that signed into that account successfully in
 //! the last `remember_address_days`: an attacker elsewhere cannot lock the real user out, and a
 //! user on a new device waits at most one window or one lock-out period. The account key is the
@@ -101,7 +104,64 @@ impl Throttle {
         }
     }
 
-    /// Counts a failure against the account and the address.
+    /// Admits one sign-in attempt or refuses it with 429, atomically: an admitted attempt is
+    /// counted as a failure at once (and un-counted by [`Throttle::succeeded`]), so a burst of
+    /// parallel guesses cannot all pass the check before any of them is counted.
+    pub fn begin(&self, account: &str, ip: Option<IpAddr>) -> Result<()> {
+        let now = Instant::now();
+        let key = account.to_lowercase();
+        let fresh = Window {
+            start: now,
+            failures: 0,
+        };
+        let known = self.is_known(&key, ip, now);
+        // Lock order: address entry, then account entry (the same everywhere).
+        let mut addr = ip.map(|ip| self.addresses.entry(ip).or_insert(fresh));
+        let mut acct = self.accounts.entry(key).or_insert(Account {
+            window: fresh,
+            consecutive: 0,
+            last_failure: now,
+        });
+        if let Some(a) = addr.as_deref_mut() {
+            if now.duration_since(a.start) >= self.window {
+                *a = fresh;
+            }
+        }
+        if now.duration_since(acct.window.start) >= self.window {
+            acct.window = fresh;
+        }
+        if now.duration_since(acct.last_failure) >= FORGET_AFTER {
+            acct.consecutive = 0;
+        }
+        let mut wait = addr
+            .as_deref()
+            .and_then(|w| self.window_wait(*w, self.max_address, now));
+        if !known {
+            wait = wait.max(self.window_wait(acct.window, self.max_account, now));
+            let since = now.duration_since(acct.last_failure);
+            if acct.consecutive >= self.max_consecutive && since < self.lockout {
+                wait = wait.max(Some(secs_ceil(self.lockout - since)));
+            }
+        }
+        if let Some(retry_after) = wait {
+            return Err(Error::RateLimited { retry_after });
+        }
+        if let Some(a) = addr.as_deref_mut() {
+            a.failures = a.failures.saturating_add(1);
+        }
+        acct.window.failures = acct.window.failures.saturating_add(1);
+        acct.consecutive = acct.consecutive.saturating_add(1);
+        acct.last_failure = now;
+        drop(acct);
+        drop(addr);
+        if self.accounts.len() > PRUNE_ABOVE || self.addresses.len() > PRUNE_ABOVE {
+            self.prune(now);
+        }
+        Ok(())
+    }
+
+    /// Counts a failure against the account and the address (for callers that use
+    /// [`Throttle::check`] rather than [`Throttle::begin`]).
     pub fn failed(&self, account: &str, ip: Option<IpAddr>) {
         let now = Instant::now();
         let fresh = Window {
@@ -138,12 +198,16 @@ impl Throttle {
         }
     }
 
-    /// A success clears the account's counters and remembers the address for the account.
+    /// A success after [`Throttle::begin`]: clears the account's counters, takes the attempt
+    /// back from the address's count, and remembers the address for the account.
     pub fn succeeded(&self, account: &str, ip: Option<IpAddr>) {
         let now = Instant::now();
         let key = account.to_lowercase();
         self.accounts.remove(&key);
         if let Some(ip) = ip {
+            if let Some(mut w) = self.addresses.get_mut(&ip) {
+                w.failures = w.failures.saturating_sub(1);
+            }
             if !self.remember.is_zero() {
                 self.known.insert((key, ip), now);
                 if self.known.len() > PRUNE_ABOVE {
@@ -192,17 +256,18 @@ mod tests {
         let evil: IpAddr = "10.0.0.2".parse().unwrap();
         t.succeeded("Alice", Some(home));
         for _ in 0..3 {
-            t.check("alice", Some(evil)).unwrap();
-            t.failed("alice", Some(evil));
+            t.begin("alice", Some(evil)).unwrap();
         }
-        let Err(Error::RateLimited { retry_after }) = t.check("alice", Some(evil)) else {
+        let Err(Error::RateLimited { retry_after }) = t.begin("alice", Some(evil)) else {
             panic!("not throttled")
         };
         assert!((1..=60).contains(&retry_after));
         // The real user at a remembered address is not locked out.
-        t.check("ALICE", Some(home)).unwrap();
+        t.begin("ALICE", Some(home)).unwrap();
         // Other accounts are unaffected.
-        t.check("bob", Some(evil)).unwrap();
+        t.begin("bob", Some(evil)).unwrap();
+        // The old two-step API agrees.
+        assert!(t.check("alice", Some(evil)).is_err());
     }
 
     #[test]
@@ -211,14 +276,28 @@ mod tests {
         c.max_failures_per_account = 1_000;
         let t = Throttle::new(&c);
         for _ in 0..5 {
-            t.check("carol", None).unwrap();
-            t.failed("carol", None);
+            t.begin("carol", None).unwrap();
         }
-        let Err(Error::RateLimited { retry_after }) = t.check("carol", None) else {
+        let Err(Error::RateLimited { retry_after }) = t.begin("carol", None) else {
             panic!("not locked")
         };
         assert!(retry_after > 60 && retry_after <= 600);
         t.succeeded("carol", None);
-        t.check("carol", None).unwrap();
+        t.begin("carol", None).unwrap();
+    }
+
+    #[test]
+    fn a_success_gives_the_address_its_attempt_back() {
+        let mut c = cfg();
+        c.max_failures_per_address = 2;
+        let t = Throttle::new(&c);
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        for _ in 0..5 {
+            t.begin("dan", Some(ip)).unwrap();
+            t.succeeded("dan", Some(ip));
+        }
+        t.begin("erin", Some(ip)).unwrap();
+        t.begin("erin", Some(ip)).unwrap();
+        assert!(t.begin("erin", Some(ip)).is_err());
     }
 }

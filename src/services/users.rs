@@ -130,7 +130,7 @@ pub async fn authenticate(
     password: &Password,
     ip: Option<IpAddr>,
 ) -> Result<UserRow> {
-    ctx.login_throttle.check(login, ip)?;
+    ctx.login_throttle.begin(login, ip)?;
     let key = login.to_owned();
     let found = ctx
         .db
@@ -149,7 +149,7 @@ pub async fn authenticate(
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
-            ctx.login_throttle.failed(login, ip);
+            // Already counted by `begin`.
             ctx.audit.record("login", false, detail);
             return Err(Error::unauthenticated(BAD_LOGIN));
         }

@@ -1150,3 +1150,38 @@ async fn reuse_is_audited_and_expired_refresh_records_are_cleaned_up() {
         "the active key is never cleaned up"
     );
 }
+
+#[tokio::test]
+async fn parallel_guesses_cannot_overrun_the_account_limit() {
+    let app = spawn_with(|s| {
+        s.login.max_failures_per_account = 3;
+        s.login.max_failures_per_address = 1_000;
+    })
+    .await;
+    app.create_user("olga", PW, false).await;
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let client = app.client.clone();
+        let url = app.url("/api/accounts/token/");
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&json!({"username": "olga", "password": format!("wrong guess {i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [vec![401; 3], vec![429; 7]].concat(),
+        "only the limit's worth of guesses reach the password check"
+    );
+}
