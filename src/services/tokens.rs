@@ -128,9 +128,11 @@ async fn verify(ctx: &Ctx, raw: &str, token_type: &str) -> Result<Claims> {
     )
     .map_err(to_error)?;
     if claims.token_type != token_type {
-        return Err(Error::unauthenticated(format!(
-            "Token is not an {token_type} token"
-        )));
+        return Err(Error::unauthenticated(if token_type == ACCESS {
+            "Token is not an access token"
+        } else {
+            "Token is not a refresh token"
+        }));
     }
     let now = store::now();
     if claims.iat > now + i64::try_from(leeway).unwrap_or(0) {
