@@ -671,6 +671,21 @@ async fn signing_key_rotation_keeps_the_old_key_until_its_tokens_expire() {
     let new_kid = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert_ne!(new_kid, old_kid);
 
+    // `signing-key list` shows both, the new one active, the old one with a retire time.
+    let out = std::process::Command::new(bin())
+        .args(["signing-key", "list", "--json"])
+        .env("GATEHOUSE_DATA_DIR", app.dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["kid"], new_kid.as_str());
+    assert_eq!(listed[0]["active"], true);
+    assert_eq!(listed[1]["kid"], old_kid.as_str());
+    assert_eq!(listed[1]["active"], false);
+    assert!(listed[1]["retire_at"].as_i64().is_some());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\"d\""));
+
     // New tokens carry the new kid; the old token keeps working and verifying.
     let (new_access, _) = pair(&app, "jack", PW).await;
     assert_eq!(part(&new_access, 0)["kid"], new_kid.as_str());
