@@ -41,16 +41,33 @@ struct Loaded {
     active: Option<Signer>,
 }
 
-#[derive(Debug)]
 struct Inner {
     seal_key: Zeroizing<[u8; 32]>,
     loaded: RwLock<Loaded>,
     last_reload: Mutex<Option<Instant>>,
 }
 
-/// The keyring; cheap to clone.
-#[derive(Debug, Clone)]
+/// The keyring; cheap to clone. `Debug` shows key ids only, never the sealing key.
+#[derive(Clone)]
 pub struct Keyring(Arc<Inner>);
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let loaded = self.0.loaded.read();
+        f.debug_struct("Keyring")
+            .field("seal_key", &"***SECRET***")
+            .field(
+                "kids",
+                &loaded
+                    .entries
+                    .iter()
+                    .map(|e| e.kid.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("active", &loaded.active.as_ref().map(Signer::kid))
+            .finish()
+    }
+}
 
 /// A published key, for the JWKS document and `signing-key list`.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -1106,6 +1106,16 @@ async fn tokens_are_stored_only_hashed_or_sealed() {
         let sig = t.split('.').nth(2).unwrap();
         assert!(!hay.contains(sig), "a token signature is stored in clear");
     }
+    // Nothing secret in the context's Debug output (the keyring's sealing key included).
+    let debug = format!("{:?}", app.ctx);
+    for purpose in ["jwt signing key seal", "jwt refresh grace seal"] {
+        let k = app.ctx.pepper.derive(purpose);
+        assert!(
+            !debug.contains(&format!("{:?}", &k[..])),
+            "{purpose} key in Debug"
+        );
+    }
+    assert!(debug.contains("Keyring"));
     // The private signing key is not stored in clear either: the seed is sealed.
     let sealed: Vec<u8> = app
         .ctx
