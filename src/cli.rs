@@ -364,15 +364,6 @@ fn signing_key_command(settings: Settings, cmd: SigningKeyCommand) -> Result<(),
         match cmd {
             SigningKeyCommand::Rotate { drop_old } => {
                 let kid = ctx.keyring.rotate(&ctx.db, &ctx.settings, drop_old).await?;
-                ctx.audit.record(
-                    "signing_key.rotated",
-                    true,
-                    services::audit::Detail {
-                        actor: Some("cli".into()),
-                        detail: Some(format!("new kid {kid}; drop_old={drop_old}")),
-                        ..Default::default()
-                    },
-                );
                 println!("{kid}");
             }
             SigningKeyCommand::List { json } => {

@@ -188,6 +188,23 @@ impl Keyring {
         db.write(move |tx| {
             let now = store::now();
             let kid = this.insert_new(tx, &settings, now, drop_old)?;
+            // Audited in the same transaction: the CLI process may exit before the buffered
+            // audit writer runs, and a key change must never go unrecorded.
+            store::audit::insert_many(
+                tx,
+                &[store::audit::AuditEvent {
+                    id: 0,
+                    at: now,
+                    event: "signing_key.rotated".into(),
+                    outcome: "success".into(),
+                    actor: None,
+                    tenant_id: None,
+                    ip: None,
+                    detail: Some(format!(
+                        "new kid {kid}; old keys dropped at once: {drop_old}"
+                    )),
+                }],
+            )?;
             this.load_from(tx, now)?;
             Ok(kid)
         })

@@ -671,6 +671,21 @@ async fn signing_key_rotation_keeps_the_old_key_until_its_tokens_expire() {
     let new_kid = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert_ne!(new_kid, old_kid);
 
+    // The rotation is in the audit log (written in the rotating transaction).
+    let audited: i64 = app
+        .ctx
+        .db
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM audit_events WHERE event = 'signing_key.rotated'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(audited, 1);
+
     // `signing-key list` shows both, the new one active, the old one with a retire time.
     let out = std::process::Command::new(bin())
         .args(["signing-key", "list", "--json"])
