@@ -46,6 +46,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the JWT signing keys.
+    #[command(subcommand)]
+    SigningKey(SigningKeyCommand),
     /// Delete expired records once and print what was deleted.
     Cleanup,
     /// Copy the live database to PATH (SQLite online backup).
@@ -98,6 +101,24 @@ pub enum UserCommand {
     Enable {
         /// User name.
         name: String,
+    },
+}
+
+/// `gatehouse signing-key …`
+#[derive(Debug, Subcommand)]
+pub enum SigningKeyCommand {
+    /// Add a new Ed25519 key that signs from now on; prints its kid. The old key stays
+    /// published and accepted until every token it signed has expired.
+    Rotate {
+        /// The old keys are compromised: stop accepting them (and their tokens) at once.
+        #[arg(long)]
+        drop_old: bool,
+    },
+    /// List the keys: kid, created, retire time, whether active.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -264,6 +285,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             init_logging(&settings, true);
             user_command(settings, cmd)
         }
+        Command::SigningKey(cmd) => {
+            init_logging(&settings, true);
+            signing_key_command(settings, cmd)
+        }
     }
 }
 
@@ -336,6 +361,42 @@ fn user_command(settings: Settings, cmd: UserCommand) -> Result<(), Failure> {
                 let user = services::users::by_username(&ctx, &Username::parse(&name)?).await?;
                 services::users::set_disabled(&ctx, user.id, false).await?;
                 println!("{}", user.id);
+            }
+        }
+        Ok(())
+    })
+}
+
+fn signing_key_command(settings: Settings, cmd: SigningKeyCommand) -> Result<(), Failure> {
+    let ctx = open(settings)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        match cmd {
+            SigningKeyCommand::Rotate { drop_old } => {
+                let kid = ctx.keyring.rotate(&ctx.db, &ctx.settings, drop_old).await?;
+                println!("{kid}");
+            }
+            SigningKeyCommand::List { json } => {
+                let keys = ctx.keyring.list_all(&ctx.db).await?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&keys).map_err(Error::internal)?
+                    );
+                } else {
+                    println!("{:<44} {:<12} {:<12} ACTIVE", "KID", "CREATED", "RETIRE_AT");
+                    for k in keys {
+                        println!(
+                            "{:<44} {:<12} {:<12} {}",
+                            k.kid,
+                            k.created_at,
+                            k.retire_at
+                                .map(|t| t.to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            k.active
+                        );
+                    }
+                }
             }
         }
         Ok(())

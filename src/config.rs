@@ -178,6 +178,15 @@ pub struct LoginSettings {
     pub max_failures_per_address: u32,
     /// Length of the throttling window, in seconds.
     pub window_secs: u64,
+    /// Consecutive failures (never reset by a window, only by a success) after which an account
+    /// refuses sign-ins from unfamiliar addresses for `lockout_secs` after each further failure
+    /// (NIST SP 800-63B: at most 100).
+    pub max_consecutive_failures: u32,
+    /// How long the consecutive-failure lock-out lasts after the last failure, in seconds.
+    pub lockout_secs: u64,
+    /// An address that signed into an account within this many days is exempt from that
+    /// account's lock-out (an attacker elsewhere cannot lock the real user out).
+    pub remember_address_days: u32,
 }
 
 /// Scheduled cleanup.
@@ -240,6 +249,8 @@ pub struct JwtSettings {
     pub refresh_ttl_secs: u64,
     /// Window in which a retried refresh gets the same new pair, seconds.
     pub refresh_grace_secs: u64,
+    /// Clock-skew allowance when checking `exp`, seconds.
+    pub leeway_secs: u64,
 }
 
 /// Mail transport.
@@ -412,6 +423,9 @@ impl Default for LoginSettings {
             max_failures_per_account: 10,
             max_failures_per_address: 50,
             window_secs: 300,
+            max_consecutive_failures: 100,
+            lockout_secs: 3_600,
+            remember_address_days: 30,
         }
     }
 }
@@ -454,6 +468,7 @@ impl Default for JwtSettings {
             access_ttl_secs: 300,
             refresh_ttl_secs: 7 * 86_400,
             refresh_grace_secs: 10,
+            leeway_secs: 30,
         }
     }
 }
@@ -621,6 +636,29 @@ impl Settings {
             return Err(invalid(
                 "session.*_timeout_secs",
                 "idle_timeout_secs must be positive and not longer than absolute_timeout_secs",
+            ));
+        }
+        if self.login.max_consecutive_failures == 0 || self.login.max_consecutive_failures > 100 {
+            return Err(invalid(
+                "login.max_consecutive_failures",
+                "use 1 to 100 (NIST SP 800-63B allows at most 100 consecutive failures)",
+            ));
+        }
+        if self.jwt.access_ttl_secs == 0
+            || self.jwt.refresh_ttl_secs < self.jwt.access_ttl_secs
+            || self.jwt.refresh_grace_secs >= self.jwt.refresh_ttl_secs
+            || self.jwt.leeway_secs > 300
+        {
+            return Err(invalid(
+                "jwt.*",
+                "access_ttl_secs must be positive and not longer than refresh_ttl_secs, \
+                 refresh_grace_secs shorter than refresh_ttl_secs, leeway_secs at most 300",
+            ));
+        }
+        if self.jwt.audience.trim().is_empty() {
+            return Err(invalid(
+                "jwt.audience",
+                "name the audience, e.g. \"gatehouse\"",
             ));
         }
         if self.max_body_bytes < 1024 {

@@ -1,8 +1,8 @@
 //! The one credential resolver: prefix → kind → format check → store look-up → [`Principal`].
 
-use super::Principal;
+use super::{CredentialKind, Mode, Principal};
 use crate::error::{Error, Result};
-use crate::services::Ctx;
+use crate::services::{tokens, Ctx};
 
 /// The kind a raw credential claims to be, from its prefix alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,8 +45,29 @@ pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Principal> {
     match claimed {
         Claimed::Session => crate::services::sessions::resolve(ctx, raw).await,
         Claimed::PortalToken => crate::services::portal::resolve(ctx, raw).await,
+        Claimed::Jwt => jwt(ctx, raw).await,
         other => Err(unsupported(ctx, other)),
     }
+}
+
+/// An EdDSA access token: verified offline, then its family and user checked live, so logout,
+/// a password change or disabling the user end it at once here. Admin flag and permissions
+/// come from the user as stored now, not from the token's copy.
+async fn jwt(ctx: &Ctx, raw: &str) -> Result<Principal> {
+    let v = tokens::verify_access(ctx, raw).await?;
+    Ok(Principal {
+        kind: CredentialKind::Jwt,
+        subject: format!("user:{}", v.user.id),
+        user_id: Some(v.user.id),
+        username: Some(v.user.username),
+        tenant_id: v.tenant,
+        mode: Mode::Live,
+        scopes: Vec::new(),
+        is_admin: v.user.is_admin,
+        permissions: v.user.permissions,
+        expires_at: Some(v.claims.exp),
+        credential_id: Some(v.claims.jti),
+    })
 }
 
 /// A credential kind this build does not issue yet.

@@ -325,7 +325,7 @@ pub struct Message {
 }
 
 /// Ends the caller's session and clears the cookie.
-#[utoipa::path(post, path = "/v1/auth/logout", tag = "browser",
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "browser", operation_id = "session_logout",
     responses((status = 200, body = Message), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
@@ -349,7 +349,7 @@ pub struct Refreshed {
 }
 
 /// Extends the session's idle timeout (never past its absolute lifetime).
-#[utoipa::path(post, path = "/api/session/refresh", tag = "browser",
+#[utoipa::path(post, path = "/api/session/refresh", tag = "browser", operation_id = "session_refresh",
     responses((status = 200, body = Refreshed), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]

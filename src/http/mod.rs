@@ -3,12 +3,15 @@
 //! Handlers extract, call one service function, and map the result; the route table in
 //! [`routes`] is the one place every endpoint is listed.
 
+pub mod accounts;
 pub mod browser;
 pub mod extract;
 pub mod health;
+pub mod jwks;
 pub mod middleware;
 pub mod openapi;
 pub mod pages;
+pub mod principal;
 pub mod routes;
 pub mod session_auth;
 

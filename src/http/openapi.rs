@@ -1,22 +1,67 @@
-//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations.
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations, and
+//! Swagger UI (vendored assets) at `/api/swagger/`.
 //!
 //! Each HTTP module that adds endpoints declares its own `#[derive(OpenApi)]` list and is
-//! merged in [`document`], so the document always covers every JSON route.
+//! merged in [`document`], so the document always covers every JSON route. Two security
+//! schemes: `bearer` (a JWT access token, or any Gatehouse token, as `Authorization: Bearer`)
+//! and `api_key` (`X-API-Key: K`; `Authorization: ApiKey K` is accepted too). Swagger UI's
+//! Authorize dialog fills in either. Its page needs inline styles, so `/api/swagger/` alone gets
+//! a CSP with `style-src 'unsafe-inline'`; scripts stay `'self'` only.
 
-use utoipa::OpenApi;
+use std::sync::OnceLock;
 
-use super::health;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use super::{accounts, health, jwks};
 use crate::error::{ErrorBody, ErrorDetail};
+
+/// Adds the two security schemes.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access JWT from POST /api/accounts/token/ (any Gatehouse credential \
+                         is accepted as a Bearer token too)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "An API key (sk_live_…, sk_test_…, pk_live_…, pk_test_…) in X-API-Key; \
+                 `Authorization: ApiKey <key>` is accepted as well",
+            ))),
+        );
+    }
+}
 
 /// The operations part of the document.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Gatehouse",
-        description = "Self-hosted authentication appliance: API keys, JWTs, sessions, portal tokens and a zero-knowledge handshake sign-in."
+        description = "Self-hosted authentication appliance: API keys, JWTs, sessions, portal tokens and a zero-knowledge handshake sign-in. Every error has the shape {\"error\": {\"code\": <status>, \"message\": \"…\"}}."
     ),
-    paths(health::healthz, health::metrics),
-    components(schemas(ErrorBody, ErrorDetail, health::Health))
+    paths(health::healthz, health::metrics, openapi_json),
+    components(schemas(ErrorBody, ErrorDetail, health::Health)),
+    modifiers(&SecuritySchemes)
 )]
 pub struct ApiDoc;
 
@@ -24,5 +69,61 @@ pub struct ApiDoc;
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::browser::BrowserApi::openapi());
+    doc.merge(accounts::AccountsApi::openapi());
+    doc.merge(jwks::JwksApi::openapi());
     doc
+}
+
+/// This OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn openapi_json() -> HttpResponse {
+    static DOC: OnceLock<String> = OnceLock::new();
+    let body = DOC.get_or_init(|| document().to_json().unwrap_or_else(|_| String::from("{}")));
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body.clone())
+}
+
+/// CSP for the Swagger UI page: as strict as the rest, except inline styles.
+const SWAGGER_CSP: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'self'; object-src 'none'";
+
+async fn swagger_csp(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    res.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(SWAGGER_CSP),
+    );
+    Ok(res)
+}
+
+async fn swagger_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "/api/swagger/"))
+        .finish()
+}
+
+/// Registers `/api/openapi.json` and Swagger UI under `/api/swagger/`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/api/openapi.json").get(openapi_json))
+        .service(web::resource("/api/swagger").get(swagger_redirect))
+        .service(
+            web::scope("/api/swagger")
+                .wrap(actix_web::middleware::from_fn(swagger_csp))
+                .service(
+                    SwaggerUi::new("/{_:.*}").config(
+                        // No persistAuthorization: credentials typed into the Authorize
+                        // dialog must not outlive the tab in localStorage.
+                        Config::new(["/api/openapi.json"])
+                            .validator_url("none")
+                            .try_it_out_enabled(true),
+                    ),
+                ),
+        );
 }

@@ -1,5 +1,5 @@
-//! Use-cases: users, tenants, sessions, magic links, mail, brands and portal tokens, audit,
-//! cleanup, server keys. No HTTP types here.
+//! Use-cases: users, tenants, sessions, magic links, mail, brands and portal tokens, JWT pairs
+//! and their signing keys, audit, cleanup, server keys. No HTTP types here.
 //!
 //! Every operation takes the shared [`Ctx`] and parsed newtypes from [`types`], and returns the
 //! one [`crate::error::Error`]. The CLI and the HTTP handlers call these same functions.
@@ -13,8 +13,10 @@ pub mod passwords;
 pub mod portal;
 pub mod server_keys;
 pub mod sessions;
+pub mod signing_keys;
 pub mod tenants;
 pub mod throttle;
+pub mod tokens;
 pub mod types;
 pub mod users;
 
@@ -44,6 +46,8 @@ pub struct Ctx {
     pub mailer: mail::Mailer,
     /// Magic-link request throttling, per address and per client.
     pub magic_throttle: throttle::Throttle,
+    /// JWT signing keys.
+    pub keyring: signing_keys::Keyring,
 }
 
 impl Ctx {
@@ -61,7 +65,14 @@ impl Ctx {
             max_failures_per_account: settings.magic_link.max_per_address,
             max_failures_per_address: settings.magic_link.max_per_client,
             window_secs: settings.magic_link.window_secs,
+            // Only the windowed limits apply to magic-link requests: the consecutive-failure
+            // lock-out is for passwords.
+            max_consecutive_failures: u32::MAX,
+            lockout_secs: settings.magic_link.window_secs,
+            remember_address_days: 0,
         });
+        let keyring = signing_keys::Keyring::new(&pepper);
+        keyring.init_blocking(&db, &settings)?;
         Ok(Arc::new(Ctx {
             settings,
             db,
@@ -71,6 +82,7 @@ impl Ctx {
             audit,
             mailer,
             magic_throttle,
+            keyring,
         }))
     }
 }

@@ -49,6 +49,35 @@ pub fn check_permissions(perms: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Who may grant what: administrators anything; others no administrator rights, and only
+/// permissions they hold themselves (so `users.manage` cannot be used to escalate).
+pub fn check_grant(
+    actor_is_admin: bool,
+    actor_permissions: &[String],
+    make_admin: Option<bool>,
+    permissions: Option<&[String]>,
+) -> Result<()> {
+    if let Some(p) = permissions {
+        check_permissions(p)?;
+    }
+    if actor_is_admin {
+        return Ok(());
+    }
+    if make_admin == Some(true) {
+        return Err(Error::forbidden(
+            "Only administrators can grant administrator rights",
+        ));
+    }
+    for p in permissions.unwrap_or_default() {
+        if !actor_permissions.contains(p) {
+            return Err(Error::forbidden(format!(
+                "You cannot grant `{p}`: you do not hold it yourself"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Creates a user and makes them a member of the default tenant.
 pub async fn create(ctx: &Ctx, new: NewUser) -> Result<UserRow> {
     check_permissions(&new.permissions)?;
@@ -101,7 +130,7 @@ pub async fn authenticate(
     password: &Password,
     ip: Option<IpAddr>,
 ) -> Result<UserRow> {
-    ctx.login_throttle.check(login, ip)?;
+    ctx.login_throttle.begin(login, ip)?;
     let key = login.to_owned();
     let found = ctx
         .db
@@ -120,12 +149,12 @@ pub async fn authenticate(
     let user = match (ok, user) {
         (true, Some(u)) => u,
         _ => {
-            ctx.login_throttle.failed(login, ip);
+            // Already counted by `begin`.
             ctx.audit.record("login", false, detail);
             return Err(Error::unauthenticated(BAD_LOGIN));
         }
     };
-    ctx.login_throttle.succeeded(login);
+    ctx.login_throttle.succeeded(login, ip);
     let rehash = match &stored {
         Some(h) if ctx.passwords.needs_rehash(h) => Some(ctx.passwords.hash(password).await?),
         _ => None,
@@ -188,6 +217,7 @@ pub fn revoke_credentials(
 ) -> Result<()> {
     store::sessions::revoke_all_for_user(tx, user_id, keep_session, now)?;
     store::magic_links::void_for_user(tx, user_id, now)?;
+    store::refresh_tokens::revoke_all_for_user(tx, user_id, now, "credentials revoked")?;
     Ok(())
 }
 
@@ -242,6 +272,18 @@ pub async fn by_username(ctx: &Ctx, name: &Username) -> Result<UserRow> {
 pub async fn list(ctx: &Ctx, limit: i64, offset: i64) -> Result<Vec<UserRow>> {
     ctx.db
         .read(move |c| store::users::list(c, limit.clamp(1, 1_000), offset.max(0)))
+        .await
+}
+
+/// Users, paged, with the total count.
+pub async fn page(ctx: &Ctx, limit: i64, offset: i64) -> Result<(Vec<UserRow>, i64)> {
+    ctx.db
+        .read(move |c| {
+            Ok((
+                store::users::list(c, limit.clamp(1, 1_000), offset.max(0))?,
+                store::users::count(c)?,
+            ))
+        })
         .await
 }
 

@@ -46,6 +46,18 @@ pub const RULES: &[Rule] = &[
         condition: "expires_at <= ?1 OR revoked_at IS NOT NULL",
     },
     Rule {
+        table: "refresh_tokens",
+        condition: "expires_at <= ?1",
+    },
+    Rule {
+        table: "refresh_families",
+        condition: "expires_at <= ?1",
+    },
+    Rule {
+        table: "signing_keys",
+        condition: "retire_at IS NOT NULL AND retire_at <= ?1",
+    },
+    Rule {
         table: "audit_events",
         condition: "at < ?2",
     },

@@ -11,7 +11,9 @@ pub mod brands;
 pub mod cleanup;
 pub mod magic_links;
 pub mod portal_tokens;
+pub mod refresh_tokens;
 pub mod sessions;
+pub mod signing_keys;
 pub mod tenants;
 pub mod users;
 
@@ -34,6 +36,7 @@ pub fn migrations() -> Migrations<'static> {
 /// The migration scripts, in order.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_foundation.sql"),
+    include_str!("../../migrations/0003_jwt.sql"),
     include_str!("../../migrations/0004_browser.sql"),
 ];
 

@@ -1,5 +1,5 @@
 //! Test harness: start the real application, talk HTTP to it.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::field_reassign_with_default)]
 
 use std::sync::Arc;
 

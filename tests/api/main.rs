@@ -4,6 +4,8 @@
 mod browser;
 mod helpers;
 
+mod accounts;
 mod browser_signin;
 mod foundation;
+mod openapi;
 mod pages;
