@@ -42,7 +42,15 @@ pub fn classify(raw: &str) -> Result<Claimed> {
 /// 400 for a malformed credential, 401 for an unknown, revoked or expired one.
 pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Principal> {
     let claimed = classify(raw)?;
-    Err(unsupported(ctx, claimed))
+    match claimed {
+        // Handshake sessions and run sessions; a `browser` row answers `None` (browser arm).
+        Claimed::Session | Claimed::RunSession => {
+            crate::services::handshake_sessions::resolve(ctx, raw)
+                .await?
+                .ok_or_else(|| unsupported(ctx, claimed))
+        }
+        _ => Err(unsupported(ctx, claimed)),
+    }
 }
 
 /// A credential kind this build does not issue yet.

@@ -6,7 +6,11 @@
 pub mod audit;
 pub mod cleanup;
 pub mod dev;
+pub mod handshake;
+pub mod handshake_sessions;
 pub mod passwords;
+pub mod runs;
+pub mod secrets;
 pub mod server_keys;
 pub mod tenants;
 pub mod throttle;
@@ -35,6 +39,8 @@ pub struct Ctx {
     pub login_throttle: throttle::Throttle,
     /// Buffered audit log writer.
     pub audit: audit::AuditLog,
+    /// The server's Noise key, pending handshakes and live session keys.
+    pub handshakes: handshake::Handshakes,
 }
 
 impl Ctx {
@@ -47,6 +53,8 @@ impl Ctx {
         let passwords = passwords::Hasher::new(&settings.password)?;
         let login_throttle = throttle::Throttle::new(&settings.login);
         let audit = audit::AuditLog::new(db.clone());
+        let handshakes =
+            handshake::Handshakes::new(handshake::load_noise_static(&settings)?, &pepper);
         Ok(Arc::new(Ctx {
             settings,
             db,
@@ -54,6 +62,7 @@ impl Ctx {
             passwords,
             login_throttle,
             audit,
+            handshakes,
         }))
     }
 }

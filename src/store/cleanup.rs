@@ -27,6 +27,11 @@ pub const RULES: &[Rule] = &[
         table: "sessions",
         condition: "expires_at <= ?1 OR idle_expires_at <= ?1 OR revoked_at IS NOT NULL",
     },
+    // Runs (and, by cascade, their encrypted events) are kept as long as the audit log.
+    Rule {
+        table: "runs",
+        condition: "expires_at < ?2",
+    },
     Rule {
         table: "audit_events",
         condition: "at < ?2",

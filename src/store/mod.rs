@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod cleanup;
+pub mod handshake;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
@@ -25,9 +26,10 @@ use crate::error::{Error, Result};
 
 /// The embedded migrations, in order. Append only; never edit a shipped one.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../../migrations/0001_foundation.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/0001_foundation.sql")),
+        M::up(include_str!("../../migrations/0005_handshake.sql")),
+    ])
 }
 
 /// Handle to the database: cheap to clone.
