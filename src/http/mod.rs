@@ -4,6 +4,7 @@
 //! [`routes`] is the one place every endpoint is listed.
 
 pub mod extract;
+pub mod handshake;
 pub mod health;
 pub mod middleware;
 pub mod openapi;

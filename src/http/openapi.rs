@@ -22,5 +22,7 @@ pub struct ApiDoc;
 
 /// The whole document.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(super::handshake::HandshakeApi::openapi());
+    doc
 }

@@ -2,13 +2,14 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::health;
+use super::{handshake, health};
 use crate::error::{Error, Result};
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(health::healthz))
         .service(web::resource("/metrics").get(health::metrics));
+    handshake::configure(cfg);
 }
 
 /// Fallback for unknown routes: 404 in the JSON error shape.
