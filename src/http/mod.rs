@@ -5,6 +5,7 @@
 
 pub mod extract;
 pub mod handshake;
+pub mod handshake_pages;
 pub mod health;
 pub mod middleware;
 pub mod openapi;

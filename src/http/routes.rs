@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{handshake, health};
+use super::{handshake, handshake_pages, health};
 use crate::error::{Error, Result};
 
 /// Registers every route.
@@ -10,6 +10,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(health::healthz))
         .service(web::resource("/metrics").get(health::metrics));
     handshake::configure(cfg);
+    handshake_pages::configure(cfg);
 }
 
 /// Fallback for unknown routes: 404 in the JSON error shape.
