@@ -297,9 +297,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             init_logging(&settings, true);
             handshake::tenant_command(settings, cmd)
         }
-        Command::Login(_) | Command::Secrets { .. } | Command::Runs { .. } | Command::Logout { .. } => {
-            Ok(())
-        }
+        Command::Login(_)
+        | Command::Secrets { .. }
+        | Command::Runs { .. }
+        | Command::Logout { .. } => Ok(()),
     }
 }
 

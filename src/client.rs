@@ -24,7 +24,9 @@ pub fn config_dir() -> Result<PathBuf> {
     }
     std::env::var_os("HOME")
         .map(|h| PathBuf::from(h).join(".config").join("gatehouse"))
-        .ok_or_else(|| Error::bad_request("set HOME or XDG_CONFIG_HOME for the client's config directory"))
+        .ok_or_else(|| {
+            Error::bad_request("set HOME or XDG_CONFIG_HOME for the client's config directory")
+        })
 }
 
 /// Reads a secret from a file that only its owner can read.
@@ -139,10 +141,9 @@ impl State {
             .map(str::to_owned)
             .or_else(|| self.current.clone())
             .ok_or_else(|| Error::unauthenticated("not signed in: run `gatehouse login` first"))?;
-        self.sessions
-            .get(&t)
-            .cloned()
-            .ok_or_else(|| Error::unauthenticated(format!("not signed in to {t}: run `gatehouse login`")))
+        self.sessions.get(&t).cloned().ok_or_else(|| {
+            Error::unauthenticated(format!("not signed in to {t}: run `gatehouse login`"))
+        })
     }
 }
 
@@ -199,7 +200,10 @@ pub async fn login(
             .map_err(net)?,
     )
     .await?;
-    let fetched = fetched["public_key"].as_str().unwrap_or_default().to_owned();
+    let fetched = fetched["public_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let key = server.trim_end_matches('/').to_owned();
     let pinned = match state.pins.get(&key) {
         Some(p) if p != &fetched => {
@@ -215,7 +219,8 @@ pub async fn login(
             fetched
         }
     };
-    let server_pub = unb64(&pinned).ok_or_else(|| Error::bad_request("the pinned server key is not base64url"))?;
+    let server_pub = unb64(&pinned)
+        .ok_or_else(|| Error::bad_request("the pinned server key is not base64url"))?;
     let (initiator, m1) = hs::initiate(seed, &server_pub, tenant, None)?;
     let r = check(
         client
@@ -274,7 +279,13 @@ pub async fn call(
 pub async fn logout(tenant: Option<&str>) -> Result<String> {
     let mut state = State::load()?;
     let s = state.session(tenant)?;
-    let result = call(Some(&s.tenant_id), reqwest::Method::DELETE, "/api/session", None).await;
+    let result = call(
+        Some(&s.tenant_id),
+        reqwest::Method::DELETE,
+        "/api/session",
+        None,
+    )
+    .await;
     state.sessions.remove(&s.tenant_id);
     if state.current.as_deref() == Some(&s.tenant_id) {
         state.current = state.sessions.keys().next().cloned();

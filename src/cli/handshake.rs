@@ -12,8 +12,8 @@ use crate::client;
 use crate::config::Settings;
 use crate::crypto::handshake::TenantSeed;
 use crate::error::Error;
-use crate::services::types::{TenantId, Username};
 use crate::services;
+use crate::services::types::{TenantId, Username};
 
 /// `gatehouse tenant …`
 #[derive(Debug, Subcommand)]
@@ -107,21 +107,21 @@ pub(super) fn tenant_command(settings: Settings, cmd: TenantCommand) -> Result<(
                 };
                 // The seed is made here and never leaves this process: only its public key is stored.
                 let seed = TenantSeed::generate();
-                let created = services::handshake::create_tenant(
-                    &ctx,
-                    &name,
-                    owner_id,
-                    seed.static_public(),
-                )
-                .await?;
+                let created =
+                    services::handshake::create_tenant(&ctx, &name, owner_id, seed.static_public())
+                        .await?;
                 println!("tenant_id={}", created.tenant.id);
                 println!("private_key={}", seed.encode().expose());
             }
             TenantCommand::SetKey { tenant } => {
                 let t = services::tenants::find(&ctx, &tenant).await?;
                 let seed = TenantSeed::generate();
-                services::handshake::register_key(&ctx, &TenantId::parse(&t.id)?, seed.static_public())
-                    .await?;
+                services::handshake::register_key(
+                    &ctx,
+                    &TenantId::parse(&t.id)?,
+                    seed.static_public(),
+                )
+                .await?;
                 println!("tenant_id={}", t.id);
                 println!("private_key={}", seed.encode().expose());
             }
@@ -147,7 +147,12 @@ pub(super) fn login(args: LoginArgs) -> Result<(), Failure> {
     let seed = TenantSeed::parse(tsk.expose()).map_err(usage)?;
     let tenant = TenantId::parse(args.tenant.trim()).map_err(usage)?;
     let rt = runtime()?;
-    let s = rt.block_on(client::login(&args.server, tenant.as_str(), &api_key, &seed))?;
+    let s = rt.block_on(client::login(
+        &args.server,
+        tenant.as_str(),
+        &api_key,
+        &seed,
+    ))?;
     println!("tenant_id={}", s.tenant_id);
     println!("expires_at={}", s.expires_at);
     Ok(())
@@ -210,15 +215,25 @@ pub(super) fn runs(tenant: Option<String>, cmd: RunsCommand) -> Result<(), Failu
     rt.block_on(async {
         match cmd {
             RunsCommand::Start { workflow } => {
-                let v = client::call(t, Method::POST, "/api/runs", Some(json!({ "workflow": workflow })))
-                    .await?;
+                let v = client::call(
+                    t,
+                    Method::POST,
+                    "/api/runs",
+                    Some(json!({ "workflow": workflow })),
+                )
+                .await?;
                 println!("run_id={}", v["run_id"].as_str().unwrap_or_default());
                 println!("session={}", v["session"].as_str().unwrap_or_default());
                 println!("expires_at={}", v["expires_at"]);
             }
             RunsCommand::Events { run_id } => {
-                if !run_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                    return Err(usage(Error::bad_request("run id looks like run_0123456789abcdef")));
+                if !run_id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    return Err(usage(Error::bad_request(
+                        "run id looks like run_0123456789abcdef",
+                    )));
                 }
                 let v = client::call(t, Method::GET, &format!("/api/runs/{run_id}/events"), None)
                     .await?;

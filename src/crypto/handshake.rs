@@ -87,7 +87,9 @@ impl TenantSeed {
     }
     /// Parses `tsk_` + base64url(32 bytes).
     pub fn parse(s: &str) -> Result<TenantSeed> {
-        let bad = || Error::bad_request("a tenant private key is tsk_ followed by 43 base64url characters");
+        let bad = || {
+            Error::bad_request("a tenant private key is tsk_ followed by 43 base64url characters")
+        };
         let body = s.trim().strip_prefix(TENANT_KEY_PREFIX).ok_or_else(bad)?;
         let bytes = Zeroizing::new(super::unb64(body).ok_or_else(bad)?);
         Key32::from_slice(&bytes).map(TenantSeed).ok_or_else(bad)
@@ -198,7 +200,9 @@ pub fn respond(
         )
     })?;
     let mut out = vec![0u8; 128];
-    let n = state.write_message(&[], &mut out).map_err(Error::internal)?;
+    let n = state
+        .write_message(&[], &mut out)
+        .map_err(Error::internal)?;
     out.truncate(n);
     Ok((Responder { state }, out))
 }
@@ -215,7 +219,11 @@ impl Responder {
         let n = self
             .state
             .read_message(message3, payload.as_mut())
-            .map_err(|_| Error::bad_request("handshake message 3 failed to authenticate: altered or replayed"))?;
+            .map_err(|_| {
+                Error::bad_request(
+                    "handshake message 3 failed to authenticate: altered or replayed",
+                )
+            })?;
         let remote: [u8; 32] = self
             .state
             .get_remote_static()
@@ -271,7 +279,9 @@ pub fn initiate(
     }
     let mut state = b.build_initiator().map_err(Error::internal)?;
     let mut out = vec![0u8; 128];
-    let n = state.write_message(&[], &mut out).map_err(Error::internal)?;
+    let n = state
+        .write_message(&[], &mut out)
+        .map_err(Error::internal)?;
     out.truncate(n);
     Ok((Initiator { state }, out))
 }
@@ -307,7 +317,10 @@ mod tests {
     use crate::crypto::{b64, unb64};
 
     fn vector() -> serde_json::Value {
-        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/handshake-xk.json");
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/vectors/handshake-xk.json"
+        );
         serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
     }
 
@@ -320,7 +333,10 @@ mod tests {
         crate::crypto::init().unwrap();
         let v = vector();
         let seed = TenantSeed::parse(v["tenant_private_key"].as_str().unwrap()).unwrap();
-        assert_eq!(b64(seed.static_private().bytes()), v["client_static_private"]);
+        assert_eq!(
+            b64(seed.static_private().bytes()),
+            v["client_static_private"]
+        );
         assert_eq!(b64(&seed.static_public()), v["client_static_public"]);
         assert_eq!(b64(seed.wrapping_key().bytes()), v["wrapping_key"]);
         assert_eq!(seed.encode().expose(), v["tenant_private_key"]);
@@ -339,9 +355,13 @@ mod tests {
         let tenant = v["tenant_id"].as_str().unwrap();
         let seed = TenantSeed::parse(v["tenant_private_key"].as_str().unwrap()).unwrap();
         let server_pub = unb64(v["server_static_public"].as_str().unwrap()).unwrap();
-        let (client, m1) =
-            initiate(&seed, &server_pub, tenant, Some(&key(&v, "client_ephemeral_private")))
-                .unwrap();
+        let (client, m1) = initiate(
+            &seed,
+            &server_pub,
+            tenant,
+            Some(&key(&v, "client_ephemeral_private")),
+        )
+        .unwrap();
         assert_eq!(b64(&m1), v["message1"]);
         let (server, m2) = respond(
             &key(&v, "server_static_private"),

@@ -44,9 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/api/runs").post(start_run).get(list_runs))
         .service(web::resource("/api/runs/{id}/events").get(run_events))
-        .service(
-            web::resource("/workflows/{name}").post(workflow_callback),
-        );
+        .service(web::resource("/workflows/{name}").post(workflow_callback));
 }
 
 fn client_info(req: &HttpRequest) -> ClientInfo {
@@ -548,12 +546,43 @@ pub async fn workflow_callback(
 /// The handshake, secrets and runs part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(server_key, begin, confirm, current, refresh, sign_out, rotate_key, list_secrets,
-        put_secret, get_secret, delete_secret, start_run, list_runs, run_events,
-        workflow_callback),
-    components(schemas(ServerKey, BeginRequest, BeginResponse, ConfirmRequest, ConfirmResponse,
-        SessionInfo, RefreshResponse, RotateRequest, SecretValue, SecretResponse, SecretList,
-        SecretMeta, StartRunRequest, StartRunResponse, RunList, RunRow, RunEvents, runs::Event,
-        CallbackAccepted))
+    paths(
+        server_key,
+        begin,
+        confirm,
+        current,
+        refresh,
+        sign_out,
+        rotate_key,
+        list_secrets,
+        put_secret,
+        get_secret,
+        delete_secret,
+        start_run,
+        list_runs,
+        run_events,
+        workflow_callback
+    ),
+    components(schemas(
+        ServerKey,
+        BeginRequest,
+        BeginResponse,
+        ConfirmRequest,
+        ConfirmResponse,
+        SessionInfo,
+        RefreshResponse,
+        RotateRequest,
+        SecretValue,
+        SecretResponse,
+        SecretList,
+        SecretMeta,
+        StartRunRequest,
+        StartRunResponse,
+        RunList,
+        RunRow,
+        RunEvents,
+        runs::Event,
+        CallbackAccepted
+    ))
 )]
 pub struct HandshakeApi;

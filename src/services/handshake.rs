@@ -89,23 +89,34 @@ pub fn load_noise_static(settings: &Settings) -> Result<Key32> {
         crypto::unb64(text)
             .and_then(|b| Key32::from_slice(&b))
             .ok_or_else(|| {
-                Error::internal(format!("the Noise static key in {source} must be 32 bytes of base64url"))
+                Error::internal(format!(
+                    "the Noise static key in {source} must be 32 bytes of base64url"
+                ))
             })
     };
     if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
         let p = Path::new(&dir).join("noise_static");
         if p.is_file() {
-            return parse(&server_keys::read_secret_file(&p)?, "the systemd credential `noise_static`");
+            return parse(
+                &server_keys::read_secret_file(&p)?,
+                "the systemd credential `noise_static`",
+            );
         }
     }
     let path = server_keys::keys_dir(settings).join("noise_static");
     if path.is_file() {
-        return parse(&server_keys::read_secret_file(&path)?, "data/keys/noise_static");
+        return parse(
+            &server_keys::read_secret_file(&path)?,
+            "data/keys/noise_static",
+        );
     }
     let key = Key32::random();
     if let Err(e) = server_keys::write_secret_file(&path, crypto::b64(key.bytes()).as_bytes()) {
         if path.is_file() {
-            return parse(&server_keys::read_secret_file(&path)?, "data/keys/noise_static");
+            return parse(
+                &server_keys::read_secret_file(&path)?,
+                "data/keys/noise_static",
+            );
         }
         return Err(e);
     }
@@ -217,15 +228,21 @@ pub async fn create_tenant(
     public_key: [u8; 32],
 ) -> Result<CreatedTenant> {
     if hs::is_weak_public_key(&public_key) {
-        return Err(Error::bad_request("the tenant public key is not a valid X25519 key"));
+        return Err(Error::bad_request(
+            "the tenant public key is not a valid X25519 key",
+        ));
     }
     let name = name.trim().to_owned();
     if name.is_empty() || name.len() > 100 {
-        return Err(Error::bad_request("tenant name must be 1 to 100 characters"));
+        return Err(Error::bad_request(
+            "tenant name must be 1 to 100 characters",
+        ));
     }
     let slug = super::tenants::slugify(&name);
     if slug.is_empty() {
-        return Err(Error::bad_request("tenant name needs at least one letter or digit"));
+        return Err(Error::bad_request(
+            "tenant name needs at least one letter or digit",
+        ));
     }
     let id = TenantId::generate();
     let now = store::now();
@@ -258,7 +275,9 @@ pub async fn create_tenant(
 /// Registers a handshake key on an existing tenant that has none (e.g. `default`).
 pub async fn register_key(ctx: &Ctx, tenant_id: &TenantId, public_key: [u8; 32]) -> Result<()> {
     if hs::is_weak_public_key(&public_key) {
-        return Err(Error::bad_request("the tenant public key is not a valid X25519 key"));
+        return Err(Error::bad_request(
+            "the tenant public key is not a valid X25519 key",
+        ));
     }
     let t = tenant_id.as_str().to_owned();
     let now = store::now();
@@ -269,7 +288,8 @@ pub async fn register_key(ctx: &Ctx, tenant_id: &TenantId, public_key: [u8; 32])
             }
             if !store::handshake::set_static_key_if_none(tx, &t, &public_key, now)? {
                 return Err(Error::Conflict(
-                    "This tenant already has a handshake key; rotate it from a signed-in session".into(),
+                    "This tenant already has a handshake key; rotate it from a signed-in session"
+                        .into(),
                 ));
             }
             Ok(())
@@ -302,7 +322,11 @@ pub async fn begin(
         ));
     }
     let user_id = principal.require_user()?;
-    if principal.tenant_id.as_deref().is_some_and(|t| t != tenant_id.as_str()) {
+    if principal
+        .tenant_id
+        .as_deref()
+        .is_some_and(|t| t != tenant_id.as_str())
+    {
         return Err(Error::forbidden("This API key belongs to another tenant"));
     }
     let t = tenant_id.as_str().to_owned();
@@ -333,7 +357,15 @@ pub async fn begin(
     let (responder, message) = match result {
         Ok(x) => x,
         Err(e) => {
-            audit(ctx, "handshake.started", false, principal, tenant_id.as_str(), client, &e);
+            audit(
+                ctx,
+                "handshake.started",
+                false,
+                principal,
+                tenant_id.as_str(),
+                client,
+                &e,
+            );
             return Err(e);
         }
     };
@@ -438,8 +470,12 @@ pub async fn confirm(
         Ok(f) => f,
         Err(e) => return Err(fail(e, &info)),
     };
-    let (tenant_id, user_id, mode, username) =
-        (info.tenant_id.clone(), info.user_id, info.mode, info.username.clone());
+    let (tenant_id, user_id, mode, username) = (
+        info.tenant_id.clone(),
+        info.user_id,
+        info.mode,
+        info.username.clone(),
+    );
     let token = tokens::new_token("dst_sess_");
     let token_hash = ctx.pepper.hash(token.expose().as_bytes());
     let sealed = ctx
@@ -632,11 +668,15 @@ pub async fn rotate_key(
 ) -> Result<()> {
     let (id, keys) = keys_of(ctx, p)?;
     if hs::is_weak_public_key(&new_public) {
-        return Err(Error::bad_request("the new public key is not a valid X25519 key"));
+        return Err(Error::bad_request(
+            "the new public key is not a valid X25519 key",
+        ));
     }
     let role = {
         let (uid, t) = (p.user_id.unwrap_or_default(), keys.tenant_id.clone());
-        ctx.db.read(move |c| store::tenants::role_of(c, uid, &t)).await?
+        ctx.db
+            .read(move |c| store::tenants::role_of(c, uid, &t))
+            .await?
     };
     if !matches!(role.as_deref(), Some("owner" | "admin")) && !p.is_admin {
         return Err(Error::forbidden(

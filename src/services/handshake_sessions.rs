@@ -82,12 +82,16 @@ pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Option<Principal>> {
             .sealed_key
             .as_deref()
             .and_then(|s| ctx.handshakes.unseal_with_token(raw, &tenant_id, s))
-            .ok_or_else(|| Error::unauthenticated("This session's key cannot be recovered; sign in again"))?;
+            .ok_or_else(|| {
+                Error::unauthenticated("This session's key cannot be recovered; sign in again")
+            })?;
         let dek = wrapped
             .as_deref()
             .and_then(|w| handshake::unwrap_dek(&wk, w, &tenant_id))
             .ok_or_else(|| {
-                Error::unauthenticated("The tenant key changed since this session began; sign in again")
+                Error::unauthenticated(
+                    "The tenant key changed since this session began; sign in again",
+                )
             })?;
         ctx.handshakes.remember(
             row.id,
@@ -103,7 +107,8 @@ pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Option<Principal>> {
     let expires_at = Some(row.idle_expires_at.min(row.expires_at));
     let credential_id = Some(row.id.to_string());
     if run {
-        let run_row = run_row.ok_or_else(|| Error::unauthenticated("Unknown or expired session"))?;
+        let run_row =
+            run_row.ok_or_else(|| Error::unauthenticated("Unknown or expired session"))?;
         return Ok(Some(Principal {
             kind: CredentialKind::RunSession,
             subject: format!("run:{}", run_row.id),

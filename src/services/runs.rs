@@ -103,18 +103,21 @@ pub async fn start(ctx: &Ctx, p: &Principal, workflow: &str) -> Result<Started> 
                 },
             )?;
             store::handshake::insert_run(
-                tx, &r.id, &r.tenant_id, &r.mode, &r.workflow, sid, user_id, now, expires_at,
+                tx,
+                &r.id,
+                &r.tenant_id,
+                &r.mode,
+                &r.workflow,
+                sid,
+                user_id,
+                now,
+                expires_at,
             )?;
             Ok(sid)
         })
         .await?;
-    ctx.handshakes.remember(
-        session_id,
-        LiveKeys {
-            expires_at,
-            ..keys
-        },
-    );
+    ctx.handshakes
+        .remember(session_id, LiveKeys { expires_at, ..keys });
     Ok(Started {
         run,
         session: token,
@@ -134,7 +137,8 @@ pub async fn callback(
             "Workflow callbacks need a run session (dst_run_…)",
         ));
     }
-    let sid = handshake::session_id(p).ok_or_else(|| Error::forbidden(handshake::NEEDS_HANDSHAKE))?;
+    let sid =
+        handshake::session_id(p).ok_or_else(|| Error::forbidden(handshake::NEEDS_HANDSHAKE))?;
     let keys = ctx
         .handshakes
         .live(sid)
@@ -170,7 +174,9 @@ pub async fn callback(
 pub async fn list(ctx: &Ctx, p: &Principal) -> Result<Vec<RunRow>> {
     let (_, keys) = handshake::keys_of(ctx, p)?;
     let (t, m) = (keys.tenant_id.clone(), p.mode.as_str());
-    ctx.db.read(move |c| store::handshake::list_runs(c, &t, m)).await
+    ctx.db
+        .read(move |c| store::handshake::list_runs(c, &t, m))
+        .await
 }
 
 /// The decrypted callbacks of one of the tenant's runs.

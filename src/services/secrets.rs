@@ -43,7 +43,11 @@ pub async fn put(ctx: &Ctx, p: &Principal, name: &str, value: &str) -> Result<Se
         )));
     }
     let mode = p.mode.as_str();
-    let ct = crypto::seal(keys.dek.bytes(), value.as_bytes(), &ad(&keys.tenant_id, mode, name));
+    let ct = crypto::seal(
+        keys.dek.bytes(),
+        value.as_bytes(),
+        &ad(&keys.tenant_id, mode, name),
+    );
     let (t, n, now) = (keys.tenant_id.clone(), name.to_owned(), store::now());
     ctx.db
         .write(move |tx| store::handshake::upsert_secret(tx, &t, mode, &n, &ct, now))

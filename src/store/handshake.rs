@@ -30,7 +30,12 @@ pub fn tenant_keys(c: &Connection, tenant_id: &str) -> Result<Option<TenantKeys>
 }
 
 /// Registers a static public key on a tenant that has none; returns whether it was set.
-pub fn set_static_key_if_none(c: &Connection, tenant_id: &str, pk: &[u8], now: i64) -> Result<bool> {
+pub fn set_static_key_if_none(
+    c: &Connection,
+    tenant_id: &str,
+    pk: &[u8],
+    now: i64,
+) -> Result<bool> {
     Ok(c.execute(
         "UPDATE tenants SET static_public_key = ?2, key_updated_at = ?3
          WHERE id = ?1 AND static_public_key IS NULL",
@@ -176,7 +181,12 @@ pub fn revoke_session(c: &Connection, id: i64, now: i64) -> Result<bool> {
 }
 
 /// Revokes every key-carrying session of a tenant except one.
-pub fn revoke_tenant_sessions(c: &Connection, tenant_id: &str, except: i64, now: i64) -> Result<usize> {
+pub fn revoke_tenant_sessions(
+    c: &Connection,
+    tenant_id: &str,
+    except: i64,
+    now: i64,
+) -> Result<usize> {
     Ok(c.execute(
         "UPDATE sessions SET revoked_at = ?3
          WHERE tenant_id = ?1 AND id <> ?2 AND kind IN ('handshake', 'run') AND revoked_at IS NULL",
@@ -402,6 +412,8 @@ pub fn list_events(c: &Connection, run_id: &str) -> Result<Vec<EventRow>> {
         "SELECT id, received_at, content_type, ciphertext FROM run_events WHERE run_id = ?1
          ORDER BY id LIMIT 1000",
     )?;
-    let rows = st.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let rows = st.query_map([run_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }

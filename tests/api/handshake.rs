@@ -42,8 +42,21 @@ pub fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
 /// Creates a user and a tenant they own, through the CLI.
 pub async fn tenant_with_owner(app: &TestApp, owner: &str) -> Tenant {
     let owner_id = app.create_user(owner, STRONG_PASSWORD, false).await;
-    let out = cli(app, &["tenant", "create", &format!("{owner} corp"), "--owner", owner]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(
+        app,
+        &[
+            "tenant",
+            "create",
+            &format!("{owner} corp"),
+            "--owner",
+            owner,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
@@ -128,7 +141,12 @@ pub async fn sign_in(app: &TestApp, t: &Tenant) -> String {
 }
 
 /// The whole handshake over HTTP with an API key.
-pub async fn sign_in_http(app: &TestApp, api_key: &str, tenant: &str, seed: &TenantSeed) -> reqwest::Response {
+pub async fn sign_in_http(
+    app: &TestApp,
+    api_key: &str,
+    tenant: &str,
+    seed: &TenantSeed,
+) -> reqwest::Response {
     let (init, m1) = hs::initiate(seed, &server_public(app).await, tenant, None).unwrap();
     let r = app
         .client
@@ -148,8 +166,17 @@ pub async fn sign_in_http(app: &TestApp, api_key: &str, tenant: &str, seed: &Ten
 
 /// An API key for a tenant member, through the keys branch's CLI.
 pub fn api_key(app: &TestApp, user: &str, tenant: &str) -> String {
-    let out = cli(app, &["key", "create", "--user", user, "--tenant", tenant, "--name", "test"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(
+        app,
+        &[
+            "key", "create", "--user", user, "--tenant", tenant, "--name", "test",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .split_whitespace()
@@ -160,7 +187,12 @@ pub fn api_key(app: &TestApp, user: &str, tenant: &str) -> String {
         .expect("the key in the output")
 }
 
-fn sess(app: &TestApp, token: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+fn sess(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+) -> reqwest::RequestBuilder {
     app.client
         .request(method, app.url(path))
         .header("Dispatched-Session", token)
@@ -181,7 +213,10 @@ async fn server_key_is_published_pinned_in_a_0600_file_and_stable_across_restart
     assert_eq!(key.len(), 32);
     assert!(!hs::is_weak_public_key(&key));
     let path = app.dir.path().join("data/keys/noise_static");
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     app.stop().await;
     let dir = app.dir;
     let s = test_settings(dir.path());
@@ -217,8 +252,14 @@ async fn tenant_create_prints_two_lines_and_registers_only_the_public_key() {
     assert!(out.stdout.is_empty());
     // An existing tenant without a key gets one once.
     let out = cli(&app, &["tenant", "set-key", "default"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8(out.stdout).unwrap().contains("private_key=tsk_"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("private_key=tsk_"));
     let out = cli(&app, &["tenant", "set-key", "default"]);
     assert_eq!(out.status.code(), Some(5));
 }
@@ -237,7 +278,10 @@ async fn full_http_sign_in_with_an_api_key() {
         let v: Value = r.json().await.unwrap();
         let token = v["session_token"].as_str().unwrap();
         assert!(token.starts_with("dst_sess_"));
-        let r = sess(&app, token, reqwest::Method::GET, "/api/session").send().await.unwrap();
+        let r = sess(&app, token, reqwest::Method::GET, "/api/session")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         // A bare API key cannot reach secrets.
         let r = app
@@ -283,7 +327,10 @@ async fn first_call_needs_a_credential_and_validates_input() {
         .send()
         .await
         .unwrap();
-    assert_eq!(error_message(r, 400).await, "Failed to verify api_key or token");
+    assert_eq!(
+        error_message(r, 400).await,
+        "Failed to verify api_key or token"
+    );
     let r = app
         .client
         .post(app.url("/api/session/confirm"))
@@ -309,7 +356,10 @@ async fn sign_in_secrets_round_trip_and_isolation() {
     let token = sign_in(&app, &t).await;
     assert!(token.starts_with("dst_sess_") && token.len() == 9 + 43);
     use reqwest::Method;
-    let r = sess(&app, &token, Method::GET, "/api/session").send().await.unwrap();
+    let r = sess(&app, &token, Method::GET, "/api/session")
+        .send()
+        .await
+        .unwrap();
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["tenant_id"], t.id.as_str());
     assert_eq!(v["has_keys"], true);
@@ -320,7 +370,10 @@ async fn sign_in_secrets_round_trip_and_isolation() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = sess(&app, &token, Method::GET, "/api/secrets/db.password").send().await.unwrap();
+    let r = sess(&app, &token, Method::GET, "/api/secrets/db.password")
+        .send()
+        .await
+        .unwrap();
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["value"], "hunter2-swordfish");
     sess(&app, &token, Method::PUT, "/api/secrets/api-token")
@@ -335,14 +388,25 @@ async fn sign_in_secrets_round_trip_and_isolation() {
         .json()
         .await
         .unwrap();
-    let names: Vec<&str> = v["secrets"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["api-token", "db.password"]);
-    assert!(!v.to_string().contains("hunter2"), "listing shows no values");
+    assert!(
+        !v.to_string().contains("hunter2"),
+        "listing shows no values"
+    );
 
     // Another tenant's session sees none of it.
     let other = tenant_with_owner(&app, "bob").await;
     let token_b = sign_in(&app, &other).await;
-    let r = sess(&app, &token_b, Method::GET, "/api/secrets/db.password").send().await.unwrap();
+    let r = sess(&app, &token_b, Method::GET, "/api/secrets/db.password")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_message(r, 404).await, "No such secret");
 
     // Failure paths.
@@ -364,16 +428,36 @@ async fn sign_in_secrets_round_trip_and_isolation() {
         .await
         .unwrap();
     error_message(r, 400).await;
-    let r = sess(&app, &token, Method::DELETE, "/api/secrets/db.password").send().await.unwrap();
+    let r = sess(&app, &token, Method::DELETE, "/api/secrets/db.password")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    let r = sess(&app, &token, Method::DELETE, "/api/secrets/db.password").send().await.unwrap();
+    let r = sess(&app, &token, Method::DELETE, "/api/secrets/db.password")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_message(r, 404).await, "No such secret");
-    let r = app.client.get(app.url("/api/secrets")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/secrets"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_message(r, 401).await, "No Bearer token provided");
-    let r = sess(&app, "dst_sess_short", Method::GET, "/api/secrets").send().await.unwrap();
-    assert_eq!(error_message(r, 400).await, "Failed to verify api_key or token");
+    let r = sess(&app, "dst_sess_short", Method::GET, "/api/secrets")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_message(r, 400).await,
+        "Failed to verify api_key or token"
+    );
     let fake = format!("dst_sess_{}", "a".repeat(43));
-    let r = sess(&app, &fake, Method::GET, "/api/secrets").send().await.unwrap();
+    let r = sess(&app, &fake, Method::GET, "/api/secrets")
+        .send()
+        .await
+        .unwrap();
     error_message(r, 401).await;
 }
 
@@ -416,20 +500,33 @@ async fn refusals_create_nothing() {
     let (_, m1) = hs::initiate(&t.seed, &pk, &t.id, None).unwrap();
     let mut bad = m1.clone();
     bad[35] ^= 1;
-    assert!(begin(bad, p.clone()).await.unwrap_err().to_string().contains("message 1"));
+    assert!(begin(bad, p.clone())
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("message 1"));
     let mut zero = m1.clone();
     zero[..32].copy_from_slice(&[0u8; 32]);
-    assert!(begin(zero, p.clone()).await.unwrap_err().to_string().contains("low-order"));
+    assert!(begin(zero, p.clone())
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("low-order"));
     let mut low = m1.clone();
     low[..32].copy_from_slice(&{
         let mut one = [0u8; 32];
         one[0] = 1;
         one
     });
-    assert!(begin(low, p.clone()).await.unwrap_err().to_string().contains("low-order"));
+    assert!(begin(low, p.clone())
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("low-order"));
     assert!(begin(m1[..40].to_vec(), p.clone()).await.is_err());
     // Message 1 for another server key fails to authenticate.
-    let (_, foreign) = hs::initiate(&t.seed, &hs::public_key(&Key32::random()), &t.id, None).unwrap();
+    let (_, foreign) =
+        hs::initiate(&t.seed, &hs::public_key(&Key32::random()), &t.id, None).unwrap();
     assert!(begin(foreign, p.clone()).await.is_err());
 
     // Only an API key of a member of this tenant may start.
@@ -438,9 +535,16 @@ async fn refusals_create_nothing() {
     let e = begin(m1.clone(), not_key).await.unwrap_err();
     assert!(e.to_string().contains("API key"), "{e}");
     let bob = app.create_user("bob", STRONG_PASSWORD, false).await;
-    let e = begin(m1.clone(), api_key_principal(bob, &t.id)).await.unwrap_err();
+    let e = begin(m1.clone(), api_key_principal(bob, &t.id))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("not a member"), "{e}");
-    let e = begin(m1.clone(), api_key_principal(t.owner_id, "ten_ffffffffffffffff")).await.unwrap_err();
+    let e = begin(
+        m1.clone(),
+        api_key_principal(t.owner_id, "ten_ffffffffffffffff"),
+    )
+    .await
+    .unwrap_err();
     assert!(e.to_string().contains("another tenant"), "{e}");
     // A tenant without a registered key.
     let default = services::tenants::default_tenant(&app.ctx).await.unwrap();
@@ -462,7 +566,11 @@ async fn refusals_create_nothing() {
     let msg = error_message(confirm(&app, &id, &m3).await, 401).await;
     assert!(msg.contains("expired"), "{msg}");
 
-    assert_eq!(count(&app, "SELECT count(*) FROM sessions").await, 1, "refusals created no session");
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM sessions").await,
+        1,
+        "refusals created no session"
+    );
     assert_eq!(app.ctx.handshakes.pending_count(), 0);
 }
 
@@ -482,7 +590,11 @@ async fn session_survives_a_restart_and_refresh_and_sign_out_work() {
     let dir = app.dir;
     let s = test_settings(dir.path());
     let app = spawn_in(dir, s).await;
-    assert_eq!(app.ctx.handshakes.live_count(), 0, "a new process holds no keys");
+    assert_eq!(
+        app.ctx.handshakes.live_count(),
+        0,
+        "a new process holds no keys"
+    );
     let v: Value = sess(&app, &token, Method::GET, "/api/secrets/stripe")
         .send()
         .await
@@ -490,23 +602,38 @@ async fn session_survives_a_restart_and_refresh_and_sign_out_work() {
         .json()
         .await
         .unwrap();
-    assert_eq!(v["value"], "sk_stripe_value", "the token unsealed the key after the restart");
+    assert_eq!(
+        v["value"], "sk_stripe_value",
+        "the token unsealed the key after the restart"
+    );
     assert_eq!(app.ctx.handshakes.live_count(), 1);
 
     let before: i64 = count(&app, "SELECT idle_expires_at FROM sessions").await;
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let r = sess(&app, &token, Method::POST, "/api/session/refresh").send().await.unwrap();
+    let r = sess(&app, &token, Method::POST, "/api/session/refresh")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert!(v["expires_at"].as_i64().unwrap() > before);
     assert_eq!(v["tenant_id"], t.id.as_str());
 
-    let r = sess(&app, &token, Method::DELETE, "/api/session").send().await.unwrap();
+    let r = sess(&app, &token, Method::DELETE, "/api/session")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(app.ctx.handshakes.live_count(), 0, "keys wiped at sign-out");
-    let r = sess(&app, &token, Method::GET, "/api/secrets").send().await.unwrap();
+    let r = sess(&app, &token, Method::GET, "/api/secrets")
+        .send()
+        .await
+        .unwrap();
     assert!(error_message(r, 401).await.contains("signed out"));
-    let r = sess(&app, &token, Method::POST, "/api/session/refresh").send().await.unwrap();
+    let r = sess(&app, &token, Method::POST, "/api/session/refresh")
+        .send()
+        .await
+        .unwrap();
     error_message(r, 401).await;
 }
 
@@ -520,7 +647,10 @@ async fn expired_session_is_refused() {
     let t = tenant_with_owner(&app, "alice").await;
     let token = sign_in(&app, &t).await;
     tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
-    let r = sess(&app, &token, reqwest::Method::GET, "/api/secrets").send().await.unwrap();
+    let r = sess(&app, &token, reqwest::Method::GET, "/api/secrets")
+        .send()
+        .await
+        .unwrap();
     assert!(error_message(r, 401).await.contains("expired"));
     assert_eq!(app.ctx.handshakes.live_count(), 0);
 }
@@ -565,19 +695,30 @@ async fn runs_webhook_with_query_token_and_encrypted_events() {
         .unwrap();
     assert_eq!(r.status(), 202);
 
-    let v: Value = sess(&app, &token, Method::GET, &format!("/api/runs/{run_id}/events"))
+    let v: Value = sess(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/api/runs/{run_id}/events"),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["body"], r#"{"status":"paid","amount":42}"#);
+    assert_eq!(events[0]["content_type"], "application/json");
+    assert_eq!(events[1]["body_b64"], b64(&[0xff, 0xfe, 0x00]));
+    let v: Value = sess(&app, &token, Method::GET, "/api/runs")
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let events = v["events"].as_array().unwrap();
-    assert_eq!(events.len(), 2);
-    assert_eq!(events[0]["body"], r#"{"status":"paid","amount":42}"#);
-    assert_eq!(events[0]["content_type"], "application/json");
-    assert_eq!(events[1]["body_b64"], b64(&[0xff, 0xfe, 0x00]));
-    let v: Value = sess(&app, &token, Method::GET, "/api/runs").send().await.unwrap().json().await.unwrap();
     assert_eq!(v["runs"][0]["id"], run_id.as_str());
 
     // Refusals.
@@ -605,11 +746,20 @@ async fn runs_webhook_with_query_token_and_encrypted_events() {
         .await
         .unwrap();
     assert!(error_message(r, 403).await.contains("run session"));
-    let r = app.client.post(app.url("/workflows/deploy")).body("x").send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/workflows/deploy"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_message(r, 401).await, "No Bearer token provided");
     let r = app
         .client
-        .post(app.url(&format!("/workflows/deploy?dispatched_session=dst_run_{}", "b".repeat(43))))
+        .post(app.url(&format!(
+            "/workflows/deploy?dispatched_session=dst_run_{}",
+            "b".repeat(43)
+        )))
         .body("x")
         .send()
         .await
@@ -624,7 +774,10 @@ async fn runs_webhook_with_query_token_and_encrypted_events() {
         .unwrap();
     assert_eq!(error_message(r, 401).await, "No Bearer token provided");
     // A run session carries keys but is no handshake session: secrets say what is needed.
-    let r = sess(&app, &run, Method::GET, "/api/secrets").send().await.unwrap();
+    let r = sess(&app, &run, Method::GET, "/api/secrets")
+        .send()
+        .await
+        .unwrap();
     assert!(error_message(r, 403).await.contains("handshake session"));
     let r = sess(&app, &run, Method::POST, "/api/runs")
         .json(&json!({"workflow": "x"}))
@@ -640,7 +793,15 @@ async fn runs_webhook_with_query_token_and_encrypted_events() {
     error_message(r, 400).await;
     let other = tenant_with_owner(&app, "bob").await;
     let token_b = sign_in(&app, &other).await;
-    let r = sess(&app, &token_b, Method::GET, &format!("/api/runs/{run_id}/events")).send().await.unwrap();
+    let r = sess(
+        &app,
+        &token_b,
+        Method::GET,
+        &format!("/api/runs/{run_id}/events"),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(error_message(r, 404).await, "No such run");
 
     // The run token keeps working after a restart: it unseals its own copy of the key.
@@ -739,9 +900,18 @@ async fn rotating_the_tenant_key_rewraps_the_dek_and_ends_other_sessions() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let v: Value = sess(&app, &token, Method::GET, "/api/secrets/keep").send().await.unwrap().json().await.unwrap();
+    let v: Value = sess(&app, &token, Method::GET, "/api/secrets/keep")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["value"], "still here");
-    let r = sess(&app, &other_session, Method::GET, "/api/secrets").send().await.unwrap();
+    let r = sess(&app, &other_session, Method::GET, "/api/secrets")
+        .send()
+        .await
+        .unwrap();
     error_message(r, 401).await;
     // The old key no longer signs in; the new one does and still decrypts.
     let (init, id, m2) = begin_via_service(&app, t.owner_id, &t.id, &t.seed).await;
@@ -754,14 +924,26 @@ async fn rotating_the_tenant_key_rewraps_the_dek_and_ends_other_sessions() {
         owner_id: t.owner_id,
     };
     let fresh = sign_in(&app, &rotated).await;
-    let v: Value = sess(&app, &fresh, Method::GET, "/api/secrets/keep").send().await.unwrap().json().await.unwrap();
+    let v: Value = sess(&app, &fresh, Method::GET, "/api/secrets/keep")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["value"], "still here");
     // The rotating session survives a restart with its re-sealed key.
     app.stop().await;
     let dir = app.dir;
     let s = test_settings(dir.path());
     let app = spawn_in(dir, s).await;
-    let v: Value = sess(&app, &token, Method::GET, "/api/secrets/keep").send().await.unwrap().json().await.unwrap();
+    let v: Value = sess(&app, &token, Method::GET, "/api/secrets/keep")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["value"], "still here");
     let r = sess(&app, &token, Method::POST, "/api/session/rotate-key")
         .json(&json!({"public_key": b64(&[0u8; 32]), "wrapping_key": b64(&[1u8; 32])}))
@@ -794,7 +976,12 @@ fn cli_stdin(app: &TestApp, args: &[&str], input: &str) -> std::process::Output 
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -807,7 +994,11 @@ async fn cli_secrets_runs_and_logout_use_the_stored_session() {
     let app_ref = &app;
     let run = move |args: &[&str], input: &str| {
         let out = cli_stdin(app_ref, args, input);
-        (out.status.code(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
     };
     let (code, _, err) = run(&["secrets", "set", "cli-secret"], "from the cli\n");
     assert_eq!(code, Some(0), "{err}");
@@ -818,13 +1009,19 @@ async fn cli_secrets_runs_and_logout_use_the_stored_session() {
     let (code, _, _) = run(&["secrets", "get", "missing"], "");
     assert_eq!(code, Some(4));
     let (_, out, _) = run(&["runs", "start", "nightly"], "");
-    assert!(out.contains("run_id=run_") && out.contains("session=dst_run_"), "{out}");
+    assert!(
+        out.contains("run_id=run_") && out.contains("session=dst_run_"),
+        "{out}"
+    );
     let (code, _, _) = run(&["secrets", "rm", "cli-secret"], "");
     assert_eq!(code, Some(0));
     let (code, out, _) = run(&["logout"], "");
     assert_eq!(code, Some(0));
     assert_eq!(out, format!("tenant_id={}\n", t.id));
-    let r = sess(&app, &token, reqwest::Method::GET, "/api/secrets").send().await.unwrap();
+    let r = sess(&app, &token, reqwest::Method::GET, "/api/secrets")
+        .send()
+        .await
+        .unwrap();
     error_message(r, 401).await;
     let (code, _, err) = run(&["secrets", "list"], "");
     assert_eq!(code, Some(1));
@@ -850,7 +1047,14 @@ async fn cli_login_reads_secrets_from_env_or_0600_files_only() {
     let out = Command::new(bin())
         .env("XDG_CONFIG_HOME", app.dir.path().join("config"))
         .env("GATEHOUSE_API_KEY", "sk_live_whatever")
-        .args(["login", "--server", &app.addr, "--tenant", &t.id, "--key-file"])
+        .args([
+            "login",
+            "--server",
+            &app.addr,
+            "--tenant",
+            &t.id,
+            "--key-file",
+        ])
         .arg(&f)
         .output()
         .unwrap();
@@ -877,12 +1081,19 @@ async fn cli_login_signs_in_and_pins_the_server_key() {
                 .unwrap()
         };
         let out = login();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8(out.stdout).unwrap();
         assert!(stdout.contains(&format!("tenant_id={}", t.id)));
         assert!(!stdout.contains("dst_sess_"));
         let state = app.dir.path().join("config/gatehouse/state.json");
-        assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let text = std::fs::read_to_string(&state).unwrap();
         assert!(text.contains(&b64(&server_public(&app).await)));
         assert!(!text.contains(&t.private_key));
@@ -903,7 +1114,14 @@ async fn cli_login_signs_in_and_pins_the_server_key() {
 async fn openapi_lists_the_handshake_endpoints() {
     let doc = gatehouse::http::openapi::document();
     let json = serde_json::to_value(&doc).unwrap();
-    for p in ["/api/session", "/api/session/confirm", "/api/session/server-key", "/api/secrets/{name}", "/api/runs", "/workflows/{name}"] {
+    for p in [
+        "/api/session",
+        "/api/session/confirm",
+        "/api/session/server-key",
+        "/api/secrets/{name}",
+        "/api/runs",
+        "/workflows/{name}",
+    ] {
         assert!(json["paths"].get(p).is_some(), "{p} missing");
     }
 }

@@ -16,7 +16,10 @@ use crate::handshake::{api_key, api_key_principal, tenant_with_owner, Tenant};
 use crate::helpers::*;
 
 fn vector() -> Value {
-    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/handshake-xk.json");
+    let p = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/vectors/handshake-xk.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
@@ -123,7 +126,12 @@ async fn page_handshake(app: &TestApp, b: &Browser, t: &Tenant) -> String {
         )
         .await
         .unwrap();
-    let r = crate::handshake::confirm(app, &begun.handshake_id, &unb64(m3.as_str().unwrap()).unwrap()).await;
+    let r = crate::handshake::confirm(
+        app,
+        &begun.handshake_id,
+        &unb64(m3.as_str().unwrap()).unwrap(),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     v["session_token"].as_str().unwrap().to_owned()
@@ -140,9 +148,27 @@ async fn store_session(b: &Browser, tenant: &str, token: &str) {
 }
 
 async fn save_secret(b: &Browser, name: &str, value: &str) {
-    b.client.find(Locator::Id("secret-name")).await.unwrap().send_keys(name).await.unwrap();
-    b.client.find(Locator::Id("secret-value")).await.unwrap().send_keys(value).await.unwrap();
-    b.client.find(Locator::Id("secret-save")).await.unwrap().click().await.unwrap();
+    b.client
+        .find(Locator::Id("secret-name"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Id("secret-value"))
+        .await
+        .unwrap()
+        .send_keys(value)
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Id("secret-save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for(
         b,
         &format!("return !!document.querySelector('#secrets-table tr[data-name=\"{name}\"]')"),
@@ -152,17 +178,22 @@ async fn save_secret(b: &Browser, name: &str, value: &str) {
 
 async fn show_secret(b: &Browser, name: &str) -> String {
     b.client
-        .find(Locator::Css(&format!("tr[data-name=\"{name}\"] .show-secret")))
+        .find(Locator::Css(&format!(
+            "tr[data-name=\"{name}\"] .show-secret"
+        )))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    wait_for(b, "return document.getElementById('secret-shown').textContent")
-        .await
-        .as_str()
-        .unwrap()
-        .to_owned()
+    wait_for(
+        b,
+        "return document.getElementById('secret-shown').textContent",
+    )
+    .await
+    .as_str()
+    .unwrap()
+    .to_owned()
 }
 
 #[tokio::test]
@@ -172,7 +203,11 @@ async fn page_handshake_interoperates_and_secrets_page_handles_several_tenants()
     let bob = tenant_with_owner(&app, "bob").await;
     let b = browser::start().await;
     b.client.goto(&app.url("/login")).await.unwrap();
-    wait_for(&b, "return !!window.GatehouseHandshake && !!window.GatehouseTenants").await;
+    wait_for(
+        &b,
+        "return !!window.GatehouseHandshake && !!window.GatehouseTenants",
+    )
+    .await;
     let token_a = page_handshake(&app, &b, &alice).await;
     store_session(&b, &alice.id, &token_a).await;
     let token_b = page_handshake(&app, &b, &bob).await;
@@ -180,7 +215,10 @@ async fn page_handshake_interoperates_and_secrets_page_handles_several_tenants()
     // Nothing but session tokens in the page's storage.
     let storage = b
         .client
-        .execute("return JSON.stringify(sessionStorage) + JSON.stringify(localStorage)", vec![])
+        .execute(
+            "return JSON.stringify(sessionStorage) + JSON.stringify(localStorage)",
+            vec![],
+        )
         .await
         .unwrap();
     let storage = storage.as_str().unwrap();
@@ -195,26 +233,54 @@ async fn page_handshake_interoperates_and_secrets_page_handles_several_tenants()
 
     // Switch tenants with the switcher.
     b.client
-        .find(Locator::Css(&format!("#tenant-switcher option[value=\"{}\"]", alice.id)))
+        .find(Locator::Css(&format!(
+            "#tenant-switcher option[value=\"{}\"]",
+            alice.id
+        )))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    wait_for(&b, &format!("return document.body.dataset.ready === '{}'", alice.id)).await;
+    wait_for(
+        &b,
+        &format!("return document.body.dataset.ready === '{}'", alice.id),
+    )
+    .await;
     save_secret(&b, "alice-secret", "alice's value").await;
     assert_eq!(show_secret(&b, "alice-secret").await, "alice's value");
-    let rows = b.client.execute("return document.querySelectorAll('#secrets-table tbody tr').length", vec![]).await.unwrap();
+    let rows = b
+        .client
+        .execute(
+            "return document.querySelectorAll('#secrets-table tbody tr').length",
+            vec![],
+        )
+        .await
+        .unwrap();
     assert_eq!(rows, json!(1), "alice sees only her secrets");
 
     // A page refresh keeps both sessions.
     b.client.refresh().await.unwrap();
-    wait_for(&b, &format!("return document.body.dataset.ready === '{}'", alice.id)).await;
+    wait_for(
+        &b,
+        &format!("return document.body.dataset.ready === '{}'", alice.id),
+    )
+    .await;
     assert_eq!(show_secret(&b, "alice-secret").await, "alice's value");
 
     // Signing out ends the active tenant's session and switches to the next.
-    b.client.find(Locator::Id("sign-out")).await.unwrap().click().await.unwrap();
-    wait_for(&b, &format!("return document.body.dataset.ready === '{}'", bob.id)).await;
+    b.client
+        .find(Locator::Id("sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &b,
+        &format!("return document.body.dataset.ready === '{}'", bob.id),
+    )
+    .await;
     let r = app
         .client
         .get(app.url("/api/secrets"))
@@ -231,7 +297,13 @@ async fn page_handshake_interoperates_and_secrets_page_handles_several_tenants()
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "bob's session lives on");
-    b.client.find(Locator::Id("sign-out")).await.unwrap().click().await.unwrap();
+    b.client
+        .find(Locator::Id("sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     for _ in 0..50 {
         if b.client.current_url().await.unwrap().path() == "/login" {
             break;
@@ -241,7 +313,10 @@ async fn page_handshake_interoperates_and_secrets_page_handles_several_tenants()
     assert_eq!(b.client.current_url().await.unwrap().path(), "/login");
     // The performance log records request bodies: the network check below can see a leak.
     let log = network_log(&b).await;
-    assert!(log.contains("/api/secrets/alice-secret"), "request URLs are recorded");
+    assert!(
+        log.contains("/api/secrets/alice-secret"),
+        "request URLs are recorded"
+    );
     assert!(log.contains("alice's value"), "request bodies are recorded");
     b.close().await;
 }
@@ -252,22 +327,50 @@ async fn pages_have_no_inline_script_and_pin_the_server_key() {
     for path in ["/login", "/secrets"] {
         let r = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        assert!(r.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+        assert!(r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'"));
         let html = r.text().await.unwrap();
         for tag in html.split("<script").skip(1) {
             let head = tag.split('>').next().unwrap();
-            assert!(head.contains("src=\"/static/"), "inline script in {path}: {tag}");
-            assert!(tag.trim_start_matches(head).starts_with("></script>"), "inline script in {path}");
+            assert!(
+                head.contains("src=\"/static/"),
+                "inline script in {path}: {tag}"
+            );
+            assert!(
+                tag.trim_start_matches(head).starts_with("></script>"),
+                "inline script in {path}"
+            );
         }
     }
-    let html = app.client.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let html = app
+        .client
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains(&b64(&app.ctx.handshakes.server_public())));
     assert!(!html.contains("name=\"tenant_key\"") && !html.contains("localStorage"));
-    for js in ["/static/handshake.js", "/static/login.js", "/static/secrets.js", "/static/tenants.js"] {
+    for js in [
+        "/static/handshake.js",
+        "/static/login.js",
+        "/static/secrets.js",
+        "/static/tenants.js",
+    ] {
         let r = app.client.get(app.url(js)).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
-        assert!(!r.text().await.unwrap().contains("localStorage"), "{js} must not use localStorage");
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript"));
+        assert!(
+            !r.text().await.unwrap().contains("localStorage"),
+            "{js} must not use localStorage"
+        );
     }
 }
 
@@ -285,7 +388,11 @@ async fn network_log(b: &Browser) -> String {
         .unwrap();
     let entries = v["value"].as_array().expect("performance log entries");
     assert!(!entries.is_empty());
-    entries.iter().map(|e| e["message"].as_str().unwrap_or_default().to_owned()).collect::<Vec<_>>().join("\n")
+    entries
+        .iter()
+        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[tokio::test]
@@ -300,25 +407,63 @@ async fn login_page_signs_in_stores_and_reads_a_secret_survives_refresh_and_neve
         let b = browser::start().await;
         b.client.goto(&app.url("/login")).await.unwrap();
         wait_for(&b, "return !!window.GatehouseHandshake").await;
-        b.client.find(Locator::Id("tenant-id")).await.unwrap().send_keys(&t.id).await.unwrap();
-        b.client.find(Locator::Id("api-key")).await.unwrap().send_keys(&key).await.unwrap();
-        b.client.find(Locator::Id("tenant-key")).await.unwrap().send_keys(&t.private_key).await.unwrap();
-        b.client.find(Locator::Id("login-submit")).await.unwrap().click().await.unwrap();
-        wait_for(&b, &format!("return document.body.dataset.ready === '{}'", t.id)).await;
+        b.client
+            .find(Locator::Id("tenant-id"))
+            .await
+            .unwrap()
+            .send_keys(&t.id)
+            .await
+            .unwrap();
+        b.client
+            .find(Locator::Id("api-key"))
+            .await
+            .unwrap()
+            .send_keys(&key)
+            .await
+            .unwrap();
+        b.client
+            .find(Locator::Id("tenant-key"))
+            .await
+            .unwrap()
+            .send_keys(&t.private_key)
+            .await
+            .unwrap();
+        b.client
+            .find(Locator::Id("login-submit"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(
+            &b,
+            &format!("return document.body.dataset.ready === '{}'", t.id),
+        )
+        .await;
         save_secret(&b, "from-the-page", "page value").await;
         assert_eq!(show_secret(&b, "from-the-page").await, "page value");
         b.client.refresh().await.unwrap();
-        wait_for(&b, &format!("return document.body.dataset.ready === '{}'", t.id)).await;
+        wait_for(
+            &b,
+            &format!("return document.body.dataset.ready === '{}'", t.id),
+        )
+        .await;
         assert_eq!(show_secret(&b, "from-the-page").await, "page value");
         let storage = b
             .client
-            .execute("return JSON.stringify(sessionStorage) + JSON.stringify(localStorage)", vec![])
+            .execute(
+                "return JSON.stringify(sessionStorage) + JSON.stringify(localStorage)",
+                vec![],
+            )
             .await
             .unwrap();
         assert!(!storage.as_str().unwrap().contains(&t.private_key[4..]));
 
         let log = network_log(&b).await;
-        assert!(log.contains("/api/session/confirm"), "the log recorded the sign-in");
+        assert!(
+            log.contains("/api/session/confirm"),
+            "the log recorded the sign-in"
+        );
         let seed = unb64(&t.private_key[4..]).unwrap();
         let hex: String = seed.iter().map(|x| format!("{x:02x}")).collect();
         let std_b64 = base64_std(&seed);
@@ -333,7 +478,10 @@ async fn login_page_signs_in_stores_and_reads_a_secret_survives_refresh_and_neve
             ("static private b64url", b64(static_priv.bytes())),
             ("wrapping key b64url", b64(wrapping.bytes())),
         ] {
-            assert!(!log.contains(&needle), "{what} appeared in the page's network traffic");
+            assert!(
+                !log.contains(&needle),
+                "{what} appeared in the page's network traffic"
+            );
         }
         b.close().await;
     }
