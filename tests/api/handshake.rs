@@ -1125,3 +1125,91 @@ async fn openapi_lists_the_handshake_endpoints() {
         assert!(json["paths"].get(p).is_some(), "{p} missing");
     }
 }
+
+#[tokio::test]
+async fn confirm_sets_an_http_only_cookie_when_asked() {
+    let app = spawn().await;
+    let t = tenant_with_owner(&app, "alice").await;
+    let (init, id, m2) = begin_via_service(&app, t.owner_id, &t.id, &t.seed).await;
+    let (m3, _) = init.finish(&m2, &t.seed.wrapping_key()).unwrap();
+    let r = app
+        .client
+        .post(app.url("/api/session/confirm"))
+        .json(&json!({"handshake_id": id, "message": b64(&m3), "cookie": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let v: Value = r.json().await.unwrap();
+    let token = v["session_token"].as_str().unwrap();
+    assert!(cookie.starts_with(&format!("gatehouse_session={token}")), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/"));
+}
+
+#[tokio::test]
+async fn tokens_never_reach_the_server_log() {
+    let app = spawn().await;
+    let t = tenant_with_owner(&app, "alice").await;
+    let token = sign_in(&app, &t).await;
+    let v: Value = sess(&app, &token, reqwest::Method::POST, "/api/runs")
+        .json(&json!({"workflow": "pay"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run = v["session"].as_str().unwrap().to_owned();
+    app.stop().await;
+    // The real binary, on the same data directory, in another process.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(bin())
+        .env("GATEHOUSE_DATA_DIR", app.dir.path().join("data"))
+        .env("GATEHOUSE_BIND", format!("127.0.0.1:{port}"))
+        .env("GATEHOUSE_CLEANUP__SCHEDULE", "")
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = client
+        .post(format!("{base}/workflows/pay?dispatched_session={run}&x=1"))
+        .body("logged?")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "the run token unsealed its key in a fresh process");
+    let r = client
+        .get(format!("{base}/api/secrets"))
+        .header("Dispatched-Session", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let bad = format!("dst_run_{}", "Z".repeat(43));
+    let r = client
+        .post(format!("{base}/workflows/pay?dispatched_session={bad}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("/workflows/pay?dispatched_session=[REDACTED]"), "{log}");
+    for secret in [&token[9..], &run[8..], &bad[8..], &t.private_key[4..]] {
+        assert!(!log.contains(secret), "a secret reached the log:\n{log}");
+    }
+}
