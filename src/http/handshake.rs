@@ -35,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/session/confirm").post(confirm))
         .service(web::resource("/api/session/refresh").post(refresh))
         .service(web::resource("/api/session/rotate-key").post(rotate_key))
+        .service(web::resource("/api/tenants").post(create_tenant))
         .service(web::resource("/api/secrets").get(list_secrets))
         .service(
             web::resource("/api/secrets/{name}")
@@ -158,6 +159,27 @@ pub struct RotateRequest {
     pub public_key: String,
     /// The new wrapping key (32 bytes), base64url.
     pub wrapping_key: String,
+}
+
+/// A tenant whose key pair the client made.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantRequest {
+    /// Display name.
+    pub name: String,
+    /// The static X25519 public key derived from the seed the client keeps, base64url.
+    pub public_key: String,
+}
+
+/// A created tenant.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedTenant {
+    /// `ten_…`.
+    pub tenant_id: String,
+    /// Display name.
+    pub name: String,
+    /// URL-safe name.
+    pub slug: String,
 }
 
 /// A secret value to store.
@@ -367,6 +389,34 @@ pub async fn rotate_key(
         .ok_or_else(|| Error::bad_request("`wrapping_key` must be 32 bytes"))?;
     hs::rotate_key(&ctx, &p, &raw, pk, wk).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Creates a tenant from a client-made key pair (the admin page; only the public key is sent).
+/// Needs an administrator or the `tenants.create` permission; the caller becomes the owner.
+#[utoipa::path(post, path = "/api/tenants", tag = "handshake", request_body = CreateTenantRequest,
+    responses((status = 201, body = CreatedTenant), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn create_tenant(
+    ctx: web::Data<Ctx>,
+    req: HttpRequest,
+    body: web::Json<CreateTenantRequest>,
+) -> Result<HttpResponse> {
+    let p = principal(&ctx, &req).await?;
+    p.require("tenants.create")?;
+    let owner = p.require_user()?;
+    let pk: [u8; 32] = hs::decode_field(&body.public_key, "public_key")?
+        .try_into()
+        .map_err(|_| Error::bad_request("`public_key` must be 32 bytes"))?;
+    let t = hs::create_tenant(&ctx, &body.name, Some(owner), pk)
+        .await?
+        .tenant;
+    Ok(HttpResponse::Created().json(CreatedTenant {
+        tenant_id: t.id,
+        name: t.name,
+        slug: t.slug,
+    }))
 }
 
 /// Lists the tenant's secrets: names and times only.

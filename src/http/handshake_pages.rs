@@ -1,5 +1,5 @@
 //! The handshake pages: `/login` (the Noise handshake runs in the page on Web Crypto) and
-//! `/secrets`, plus their static scripts and styles, embedded in the binary.
+//! `/secrets` and `/tenants/new` (the tenant key pair is made in the page), plus their static scripts and styles, embedded in the binary.
 //!
 //! No inline script anywhere (CSP `script-src 'self'`). The server's static Noise key is
 //! embedded in `/login` as a `<meta>` tag, so the page pins the key it was served with.
@@ -24,6 +24,11 @@ struct LoginPage {
 #[template(path = "handshake/secrets.html")]
 struct SecretsPage;
 
+/// `/tenants/new`.
+#[derive(Template)]
+#[template(path = "handshake/tenant_new.html")]
+struct TenantNewPage;
+
 /// Static files of these pages: path, content type, contents.
 const STATIC: &[(&str, &str, &str)] = &[
     (
@@ -47,6 +52,11 @@ const STATIC: &[(&str, &str, &str)] = &[
         include_str!("../../templates/static/secrets.js"),
     ),
     (
+        "/static/tenant-new.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../templates/static/tenant-new.js"),
+    ),
+    (
         "/static/handshake.css",
         "text/css; charset=utf-8",
         include_str!("../../templates/static/handshake.css"),
@@ -56,7 +66,8 @@ const STATIC: &[(&str, &str, &str)] = &[
 /// Registers the pages and their static files.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/login").get(login))
-        .service(web::resource("/secrets").get(secrets));
+        .service(web::resource("/secrets").get(secrets))
+        .service(web::resource("/tenants/new").get(tenant_new));
     for (path, content_type, body) in STATIC {
         cfg.service(web::resource(*path).get(move || async move {
             HttpResponse::Ok()
@@ -82,4 +93,8 @@ async fn login(ctx: web::Data<Ctx>) -> Result<HttpResponse> {
 
 async fn secrets() -> Result<HttpResponse> {
     html(&SecretsPage)
+}
+
+async fn tenant_new() -> Result<HttpResponse> {
+    html(&TenantNewPage)
 }

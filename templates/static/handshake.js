@@ -217,5 +217,15 @@
     }
   }
 
-  window.GatehouseHandshake = Object.freeze({ start, signIn, parseTenantKey, b64u, unb64u, PROTOCOL });
+  /**
+   * A new tenant key pair made in this page: { privateKey: "tsk_…", publicKey: base64url }.
+   * Only the public key is meant to be sent; the private key is shown once to the user.
+   */
+  async function newTenantKey(seed) {
+    const s = seed || window.crypto.getRandomValues(new Uint8Array(32));
+    const kp = await keyPairFromRaw(await hkdfSeed(s, STATIC_LABEL));
+    return { privateKey: "tsk_" + b64u(s), publicKey: b64u(kp.pub) };
+  }
+
+  window.GatehouseHandshake = Object.freeze({ start, signIn, newTenantKey, parseTenantKey, b64u, unb64u, PROTOCOL });
 })();

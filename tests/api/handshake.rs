@@ -42,6 +42,11 @@ pub fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
 /// Creates a user and a tenant they own, through the CLI.
 pub async fn tenant_with_owner(app: &TestApp, owner: &str) -> Tenant {
     let owner_id = app.create_user(owner, STRONG_PASSWORD, false).await;
+    tenant_owned_by(app, owner, owner_id)
+}
+
+/// Creates a tenant owned by an existing user, through the CLI.
+pub fn tenant_owned_by(app: &TestApp, owner: &str, owner_id: i64) -> Tenant {
     let out = cli(
         app,
         &[
@@ -1143,8 +1148,15 @@ async fn confirm_sets_an_http_only_cookie_when_asked() {
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     let v: Value = r.json().await.unwrap();
     let token = v["session_token"].as_str().unwrap();
-    assert!(cookie.starts_with(&format!("gatehouse_session={token}")), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/"));
+    assert!(
+        cookie.starts_with(&format!("gatehouse_session={token}")),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Path=/")
+    );
 }
 
 #[tokio::test]
@@ -1163,7 +1175,11 @@ async fn tokens_never_reach_the_server_log() {
     let run = v["session"].as_str().unwrap().to_owned();
     app.stop().await;
     // The real binary, on the same data directory, in another process.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(bin())
         .env("GATEHOUSE_DATA_DIR", app.dir.path().join("data"))
         .env("GATEHOUSE_BIND", format!("127.0.0.1:{port}"))
@@ -1187,7 +1203,11 @@ async fn tokens_never_reach_the_server_log() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 202, "the run token unsealed its key in a fresh process");
+    assert_eq!(
+        r.status(),
+        202,
+        "the run token unsealed its key in a fresh process"
+    );
     let r = client
         .get(format!("{base}/api/secrets"))
         .header("Dispatched-Session", &token)
@@ -1207,9 +1227,71 @@ async fn tokens_never_reach_the_server_log() {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert!(log.contains("/workflows/pay?dispatched_session=[REDACTED]"), "{log}");
+    let log =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        log.contains("/workflows/pay?dispatched_session=[REDACTED]"),
+        "{log}"
+    );
     for secret in [&token[9..], &run[8..], &bad[8..], &t.private_key[4..]] {
         assert!(!log.contains(secret), "a secret reached the log:\n{log}");
     }
+}
+
+#[tokio::test]
+async fn tenants_can_be_created_from_a_client_made_public_key_by_admins_only() {
+    let app = spawn().await;
+    let t = tenant_with_owner(&app, "alice").await;
+    let token = sign_in(&app, &t).await;
+    let seed = TenantSeed::generate();
+    let body = json!({"name": "Web made", "public_key": b64(&seed.static_public())});
+    let r = sess(&app, &token, reqwest::Method::POST, "/api/tenants")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(error_message(r, 403).await.contains("tenants.create"));
+    let r = app
+        .client
+        .post(app.url("/api/tenants"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    error_message(r, 401).await;
+
+    let admin_id = app.create_user("root", STRONG_PASSWORD, true).await;
+    let admin_tenant = tenant_owned_by(&app, "root", admin_id);
+    let admin = sign_in(&app, &admin_tenant).await;
+    let r = sess(&app, &admin, reqwest::Method::POST, "/api/tenants")
+        .json(&json!({"name": "Web made", "public_key": b64(&[0u8; 32])}))
+        .send()
+        .await
+        .unwrap();
+    error_message(r, 400).await;
+    let r = sess(&app, &admin, reqwest::Method::POST, "/api/tenants")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    let created = Tenant {
+        id: v["tenant_id"].as_str().unwrap().to_owned(),
+        private_key: seed.encode().expose().to_owned(),
+        seed,
+        owner_id: admin_id,
+    };
+    // The admin owns it and signs in with the private key only they hold.
+    let s = sign_in(&app, &created).await;
+    assert!(s.starts_with("dst_sess_"));
+    let r = sess(&app, &admin, reqwest::Method::POST, "/api/tenants")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_message(r, 409).await,
+        "A tenant with that slug already exists"
+    );
 }

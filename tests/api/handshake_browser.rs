@@ -12,7 +12,7 @@ use gatehouse::services::types::TenantId;
 use serde_json::{json, Value};
 
 use crate::browser::{self, Browser};
-use crate::handshake::{api_key, api_key_principal, tenant_with_owner, Tenant};
+use crate::handshake::{api_key, api_key_principal, tenant_owned_by, tenant_with_owner, Tenant};
 use crate::helpers::*;
 
 fn vector() -> Value {
@@ -61,6 +61,18 @@ async fn page_module_reproduces_the_vector_in_chromium() {
         .await
         .unwrap();
     assert!(out.get("error").is_none(), "{out}");
+    let made = b
+        .client
+        .execute_async(
+            r#"const [v, done] = arguments;
+            const H = window.GatehouseHandshake;
+            H.newTenantKey(H.parseTenantKey(v.tenant_private_key)).then(done, (e) => done(String(e)));"#,
+            vec![v.clone()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(made["publicKey"], v["client_static_public"]);
+    assert_eq!(made["privateKey"], v["tenant_private_key"]);
     assert_eq!(out["m1"], v["message1"]);
     assert_eq!(out["m3"], v["message3"]);
     assert_eq!(out["hash"], v["handshake_hash"]);
@@ -490,4 +502,83 @@ async fn login_page_signs_in_stores_and_reads_a_secret_survives_refresh_and_neve
 fn base64_std(data: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+#[tokio::test]
+async fn admin_page_makes_the_tenant_key_in_the_page_and_sends_only_the_public_key() {
+    let app = spawn().await;
+    let admin_id = app.create_user("root", STRONG_PASSWORD, true).await;
+    let t = tenant_owned_by(&app, "root", admin_id);
+    let b = browser::start().await;
+    b.client.goto(&app.url("/login")).await.unwrap();
+    wait_for(
+        &b,
+        "return !!window.GatehouseHandshake && !!window.GatehouseTenants",
+    )
+    .await;
+    let token = page_handshake(&app, &b, &t).await;
+    store_session(&b, &t.id, &token).await;
+    b.client.goto(&app.url("/tenants/new")).await.unwrap();
+    wait_for(&b, "return !!window.GatehouseHandshake").await;
+    b.client
+        .find(Locator::Id("tenant-name"))
+        .await
+        .unwrap()
+        .send_keys("Made in the page")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Id("tenant-create"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let tsk = wait_for(
+        &b,
+        "return document.getElementById('new-private-key').textContent",
+    )
+    .await;
+    let tsk = tsk.as_str().unwrap().to_owned();
+    let id = wait_for(
+        &b,
+        "return document.getElementById('new-tenant-id').textContent",
+    )
+    .await;
+    let id = id.as_str().unwrap().to_owned();
+    let seed = gatehouse::crypto::handshake::TenantSeed::parse(&tsk).unwrap();
+    let tid = id.clone();
+    let stored: Vec<u8> = app
+        .ctx
+        .db
+        .read(move |c| {
+            Ok(c.query_row(
+                "SELECT static_public_key FROM tenants WHERE id = ?1",
+                [&tid],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        seed.static_public(),
+        "the server holds the page-made public key"
+    );
+    let log = network_log(&b).await;
+    assert!(log.contains("/api/tenants"));
+    assert!(
+        !log.contains(&tsk[4..]),
+        "the private key never went over the network"
+    );
+    // The new tenant signs in with the private key the page showed.
+    let made = Tenant {
+        id,
+        private_key: tsk,
+        seed,
+        owner_id: admin_id,
+    };
+    let fresh = crate::handshake::sign_in(&app, &made).await;
+    assert!(fresh.starts_with("dst_sess_"));
+    b.close().await;
 }
