@@ -78,6 +78,13 @@ pub enum Command {
         #[command(subcommand)]
         command: handshake::RunsCommand,
     },
+    /// Rotate the signed-in tenant's key: a new private key is made here and printed once;
+    /// the server re-wraps the data key and ends the tenant's other sessions.
+    RotateKey {
+        /// Tenant id (default: the latest sign-in).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
     /// End the signed-in session (of `--tenant`, default the latest sign-in).
     Logout {
         /// Tenant id.
@@ -231,6 +238,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Secrets { tenant, command } => return handshake::secrets(tenant, command),
         Command::Runs { tenant, command } => return handshake::runs(tenant, command),
         Command::Logout { tenant } => return handshake::logout(tenant),
+        Command::RotateKey { tenant } => return handshake::rotate_key(tenant),
         _ => {}
     }
     let file = config::config_file(cli.config.as_deref())?;
@@ -300,7 +308,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Login(_)
         | Command::Secrets { .. }
         | Command::Runs { .. }
-        | Command::Logout { .. } => Ok(()),
+        | Command::Logout { .. }
+        | Command::RotateKey { .. } => Ok(()),
     }
 }
 

@@ -253,3 +253,22 @@ pub(super) fn logout(tenant: Option<String>) -> Result<(), Failure> {
     println!("tenant_id={t}");
     Ok(())
 }
+
+pub(super) fn rotate_key(tenant: Option<String>) -> Result<(), Failure> {
+    let rt = runtime()?;
+    let seed = TenantSeed::generate();
+    let v = rt.block_on(client::call(
+        tenant.as_deref(),
+        reqwest::Method::POST,
+        "/api/session/rotate-key",
+        Some(json!({
+            "public_key": crate::crypto::b64(&seed.static_public()),
+            "wrapping_key": crate::crypto::b64(seed.wrapping_key().bytes()),
+        })),
+    ));
+    v?;
+    let s = client::State::load()?.session(tenant.as_deref())?;
+    println!("tenant_id={}", s.tenant_id);
+    println!("private_key={}", seed.encode().expose());
+    Ok(())
+}
