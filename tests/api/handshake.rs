@@ -485,6 +485,15 @@ async fn refusals_create_nothing() {
     let (m3, _) = init.finish(&m2, &wrong.wrapping_key()).unwrap();
     let msg = error_message(confirm(&app, &id, &m3).await, 401).await;
     assert!(msg.contains("does not match"), "{msg}");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM tenants WHERE wrapped_dek IS NOT NULL"
+        )
+        .await,
+        0,
+        "a refused first sign-in creates no data key"
+    );
 
     // Replay: a used handshake is gone, even after a success.
     let (init, id, m2) = begin_via_service(&app, t.owner_id, &t.id, &t.seed).await;
@@ -1294,4 +1303,92 @@ async fn tenants_can_be_created_from_a_client_made_public_key_by_admins_only() {
         error_message(r, 409).await,
         "A tenant with that slug already exists"
     );
+}
+
+#[tokio::test]
+async fn a_password_change_ends_handshake_sessions() {
+    let app = spawn().await;
+    let t = tenant_with_owner(&app, "alice").await;
+    let token = sign_in(&app, &t).await;
+    let r = sess(&app, &token, reqwest::Method::GET, "/api/secrets")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    services::users::set_password(
+        &app.ctx,
+        t.owner_id,
+        &gatehouse::services::types::Password::new("another strong passphrase 77".into()),
+        None,
+    )
+    .await
+    .unwrap();
+    let r = sess(&app, &token, reqwest::Method::GET, "/api/secrets")
+        .send()
+        .await
+        .unwrap();
+    error_message(r, 401).await;
+    assert_eq!(
+        app.ctx.handshakes.live_count(),
+        0,
+        "the ended session's keys are wiped"
+    );
+}
+
+#[tokio::test]
+async fn test_mode_sessions_see_only_test_data() {
+    let app = spawn().await;
+    let t = tenant_with_owner(&app, "alice").await;
+    let live = sign_in(&app, &t).await;
+    let (init, m1) = hs::initiate(&t.seed, &server_public(&app).await, &t.id, None).unwrap();
+    let mut p = api_key_principal(t.owner_id, &t.id);
+    p.mode = Mode::Test;
+    let b = services::handshake::begin(
+        &app.ctx,
+        &p,
+        &TenantId::parse(&t.id).unwrap(),
+        &m1,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let (m3, _) = init.finish(&b.message, &t.seed.wrapping_key()).unwrap();
+    let v: Value = confirm(&app, &b.handshake_id, &m3)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let test = v["session_token"].as_str().unwrap().to_owned();
+    use reqwest::Method;
+    sess(&app, &live, Method::PUT, "/api/secrets/shared-name")
+        .json(&json!({"value": "live value"}))
+        .send()
+        .await
+        .unwrap();
+    let r = sess(&app, &test, Method::GET, "/api/secrets/shared-name")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_message(r, 404).await, "No such secret");
+    sess(&app, &test, Method::PUT, "/api/secrets/shared-name")
+        .json(&json!({"value": "test value"}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = sess(&app, &live, Method::GET, "/api/secrets/shared-name")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["value"], "live value");
+    let v: Value = sess(&app, &test, Method::GET, "/api/session")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["mode"], "test");
 }
