@@ -501,8 +501,8 @@ pub async fn confirm(
                     "The tenant private key does not match this tenant's registered key",
                 ));
             }
-            let user = store::users::get(tx, user_id)?;
-            if user.is_none_or_disabled() || store::tenants::role_of(tx, user_id, &t)?.is_none() {
+            let user_ok = store::users::get(tx, user_id)?.is_some_and(|u| !u.disabled);
+            if !user_ok || store::tenants::role_of(tx, user_id, &t)?.is_none() {
                 return Err(Error::unauthenticated(
                     "The API key's user can no longer sign in to this tenant",
                 ));
@@ -575,16 +575,6 @@ struct PendingInfo {
     user_id: i64,
     username: Option<String>,
     mode: Mode,
-}
-
-trait NoneOrDisabled {
-    fn is_none_or_disabled(&self) -> bool;
-}
-
-impl NoneOrDisabled for Option<store::users::UserRow> {
-    fn is_none_or_disabled(&self) -> bool {
-        self.as_ref().is_none_or(|u| u.disabled)
-    }
 }
 
 /// The session id a principal authenticated with, if it is a session.
