@@ -16,6 +16,8 @@ use crate::error::Error;
 use crate::services::types::{Email, Password, Username};
 use crate::services::{self, Ctx};
 
+mod handshake;
+
 /// Gatehouse: a self-hosted authentication appliance.
 #[derive(Debug, Parser)]
 #[command(name = "gatehouse", version, about)]
@@ -55,6 +57,42 @@ pub enum Command {
     Backup {
         /// Destination file (must not exist).
         path: PathBuf,
+    },
+    /// Manage tenants and their handshake keys.
+    #[command(subcommand)]
+    Tenant(handshake::TenantCommand),
+    /// Sign in to a tenant on a server with the handshake (API key + tenant private key).
+    Login(handshake::LoginArgs),
+    /// Tenant secrets, through the signed-in session.
+    Secrets {
+        /// Tenant id (default: the latest sign-in).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// What to do.
+        #[command(subcommand)]
+        command: handshake::SecretsCommand,
+    },
+    /// Runs, through the signed-in session.
+    Runs {
+        /// Tenant id (default: the latest sign-in).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// What to do.
+        #[command(subcommand)]
+        command: handshake::RunsCommand,
+    },
+    /// Rotate the signed-in tenant's key: a new private key is made here and printed once;
+    /// the server re-wraps the data key and ends the tenant's other sessions.
+    RotateKey {
+        /// Tenant id (default: the latest sign-in).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// End the signed-in session (of `--tenant`, default the latest sign-in).
+    Logout {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: Option<String>,
     },
 }
 
@@ -215,6 +253,15 @@ fn open(settings: Settings) -> Result<Arc<Ctx>, Failure> {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
+    // Client commands talk to a server and need no server configuration.
+    match cli.command {
+        Command::Login(args) => return handshake::login(args),
+        Command::Secrets { tenant, command } => return handshake::secrets(tenant, command),
+        Command::Runs { tenant, command } => return handshake::runs(tenant, command),
+        Command::Logout { tenant } => return handshake::logout(tenant),
+        Command::RotateKey { tenant } => return handshake::rotate_key(tenant),
+        _ => {}
+    }
     let file = config::config_file(cli.config.as_deref())?;
     let mut settings = Settings::load(file.as_deref())?;
     match cli.command {
@@ -289,6 +336,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             init_logging(&settings, true);
             signing_key_command(settings, cmd)
         }
+        Command::Tenant(cmd) => {
+            init_logging(&settings, true);
+            handshake::tenant_command(settings, cmd)
+        }
+        Command::Login(_)
+        | Command::Secrets { .. }
+        | Command::Runs { .. }
+        | Command::Logout { .. }
+        | Command::RotateKey { .. } => Ok(()),
     }
 }
 

@@ -88,6 +88,8 @@ pub struct Settings {
     pub magic_link: MagicLinkSettings,
     /// Customer portal tokens.
     pub portal: PortalSettings,
+    /// Handshake sign-in, secrets and runs.
+    pub handshake: HandshakeSettings,
 }
 
 /// Log output format.
@@ -327,6 +329,34 @@ pub struct PortalSettings {
     pub max_expires_in_secs: u64,
 }
 
+/// Handshake sign-in settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandshakeSettings {
+    /// How long a started handshake waits for its confirm call, seconds.
+    pub ttl_secs: u64,
+    /// Most handshakes waiting at once (each is a little memory).
+    pub max_pending: usize,
+    /// Lifetime of a run session (`dst_run_`), seconds.
+    pub run_ttl_secs: u64,
+    /// Largest webhook callback body stored for a run, bytes.
+    pub max_callback_bytes: usize,
+    /// Largest secret value, bytes.
+    pub max_secret_bytes: usize,
+}
+
+impl Default for HandshakeSettings {
+    fn default() -> Self {
+        HandshakeSettings {
+            ttl_secs: 60,
+            max_pending: 10_000,
+            run_ttl_secs: 86_400,
+            max_callback_bytes: 64 * 1024,
+            max_secret_bytes: 64 * 1024,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         let mut plans = BTreeMap::new();
@@ -379,6 +409,7 @@ impl Default for Settings {
             mail: MailSettings::default(),
             magic_link: MagicLinkSettings::default(),
             portal: PortalSettings::default(),
+            handshake: HandshakeSettings::default(),
         }
     }
 }
@@ -659,6 +690,12 @@ impl Settings {
             return Err(invalid(
                 "jwt.audience",
                 "name the audience, e.g. \"gatehouse\"",
+            ));
+        }
+        if self.handshake.ttl_secs == 0 || self.handshake.run_ttl_secs == 0 {
+            return Err(invalid(
+                "handshake.ttl_secs / run_ttl_secs",
+                "use a positive number of seconds (defaults: 60 and 86400)",
             ));
         }
         if self.max_body_bytes < 1024 {

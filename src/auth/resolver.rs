@@ -43,7 +43,14 @@ pub fn classify(raw: &str) -> Result<Claimed> {
 pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Principal> {
     let claimed = classify(raw)?;
     match claimed {
-        Claimed::Session => crate::services::sessions::resolve(ctx, raw).await,
+        // Handshake sessions first; a `browser` row answers `None` and goes to the browser arm.
+        Claimed::Session => match crate::services::handshake_sessions::resolve(ctx, raw).await? {
+            Some(p) => Ok(p),
+            None => crate::services::sessions::resolve(ctx, raw).await,
+        },
+        Claimed::RunSession => crate::services::handshake_sessions::resolve(ctx, raw)
+            .await?
+            .ok_or_else(|| unsupported(ctx, claimed)),
         Claimed::PortalToken => crate::services::portal::resolve(ctx, raw).await,
         Claimed::Jwt => jwt(ctx, raw).await,
         other => Err(unsupported(ctx, other)),

@@ -4,6 +4,7 @@
 //! be swapped in one place: random tokens, the keyed BLAKE2b-256 hash that stores every secret
 //! credential, constant-time comparison, Argon2id password hashes and AEAD sealing.
 
+pub mod handshake;
 pub mod jwt;
 pub mod password;
 pub mod tokens;

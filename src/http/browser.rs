@@ -51,7 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ),
     components(schemas(
         MagicLinkBody, Accepted, VerifyBody, SignedIn, SessionInfo, Account, Organization,
-        Member, SessionAnswer, OrganizationBody, Refreshed, SessionList,
+        Member, SessionAnswer, OrganizationBody, SessionList,
         sessions::SessionView, Message, BrandBody, BrandList, portal::Brand, PortalTokenBody,
         PortalTokenAnswer, PortalMe, Customer, BrandRef, AuditList, AuditEvent
     )),
@@ -338,26 +338,27 @@ pub async fn logout(req: HttpRequest, ctx: web::Data<Ctx>, auth: Auth) -> Result
         }))
 }
 
-/// New expiry times.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Refreshed {
-    /// Ends if unused until then (Unix seconds).
-    pub idle_expires_at: i64,
-    /// Ends at the latest (Unix seconds); never moves.
-    pub expires_at: i64,
-}
-
 /// Extends the session's idle timeout (never past its absolute lifetime).
 #[utoipa::path(post, path = "/api/session/refresh", tag = "browser", operation_id = "session_refresh",
-    responses((status = 200, body = Refreshed), (status = 401, body = ErrorBody),
+    responses((status = 200, body = super::handshake::RefreshResponse), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn refresh(ctx: web::Data<Ctx>, auth: Auth) -> Result<HttpResponse> {
-    let s = sessions::refresh(&ctx, &auth.principal).await?;
-    Ok(HttpResponse::Ok().json(Refreshed {
-        idle_expires_at: s.idle_expires_at,
-        expires_at: s.expires_at,
+    let p = &auth.principal;
+    let tenant_id = p.tenant_id.clone().unwrap_or_default();
+    // A handshake session also keeps its unsealed keys alive; a browser session only its row.
+    let (expires_at, absolute_expires_at) = if crate::services::handshake::keys_of(&ctx, p).is_ok()
+    {
+        let r = crate::services::handshake::refresh(&ctx, p).await?;
+        (r.expires_at, r.absolute_expires_at)
+    } else {
+        let s = sessions::refresh(&ctx, p).await?;
+        (s.idle_expires_at, s.expires_at)
+    };
+    Ok(HttpResponse::Ok().json(super::handshake::RefreshResponse {
+        expires_at,
+        absolute_expires_at,
+        tenant_id,
     }))
 }
 

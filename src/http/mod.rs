@@ -4,8 +4,11 @@
 //! [`routes`] is the one place every endpoint is listed.
 
 pub mod accounts;
+pub mod assets;
 pub mod browser;
 pub mod extract;
+pub mod handshake;
+pub mod handshake_pages;
 pub mod health;
 pub mod jwks;
 pub mod middleware;

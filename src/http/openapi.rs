@@ -71,6 +71,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::browser::BrowserApi::openapi());
     doc.merge(accounts::AccountsApi::openapi());
     doc.merge(jwks::JwksApi::openapi());
+    doc.merge(super::handshake::HandshakeApi::openapi());
     doc
 }
 

@@ -41,24 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/users/{id}/{action}",
             web::post().to(admin_set_disabled),
         )
-        .route("/audit", web::get().to(audit_page))
-        .route("/static/{file}", web::get().to(static_file));
-}
-
-const APP_CSS: &str = include_str!("../../templates/static/app.css");
-const APP_JS: &str = include_str!("../../templates/static/app.js");
-
-/// Serves the embedded CSS and JS with a long cache lifetime.
-async fn static_file(name: web::Path<String>) -> HttpResponse {
-    let (body, ct) = match name.as_str() {
-        "app.css" => (APP_CSS, "text/css; charset=utf-8"),
-        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
-        _ => return Error::not_found("Not found").error_response(),
-    };
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, ct))
-        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
-        .body(body)
+        .route("/audit", web::get().to(audit_page));
 }
 
 /// What the sidebar needs.

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::{accounts, health, jwks, openapi};
+use super::{accounts, handshake, handshake_pages, health, jwks, openapi};
 use crate::error::{Error, Result};
 
 /// Every JSON (and text) endpoint, as `(method, path)` in OpenAPI spelling. The OpenAPI test
@@ -37,6 +37,21 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/brands/{brand_id}/portal/token"),
     ("get", "/v1/portal/me"),
     ("get", "/api/audit"),
+    ("get", "/api/session/server-key"),
+    ("post", "/api/session"),
+    ("get", "/api/session"),
+    ("delete", "/api/session"),
+    ("post", "/api/session/confirm"),
+    ("post", "/api/session/rotate-key"),
+    ("post", "/api/tenants"),
+    ("get", "/api/secrets"),
+    ("get", "/api/secrets/{name}"),
+    ("put", "/api/secrets/{name}"),
+    ("delete", "/api/secrets/{name}"),
+    ("post", "/api/runs"),
+    ("get", "/api/runs"),
+    ("get", "/api/runs/{id}/events"),
+    ("post", "/workflows/{name}"),
 ];
 
 /// Registers every route.
@@ -48,6 +63,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(openapi::configure);
     super::browser::configure(cfg);
     super::pages::configure(cfg);
+    super::assets::configure(cfg);
+    handshake::configure(cfg);
+    handshake_pages::configure(cfg);
 }
 
 /// Fallback for unknown routes: 404 in the JSON error shape.

@@ -7,10 +7,14 @@
 pub mod audit;
 pub mod cleanup;
 pub mod dev;
+pub mod handshake;
+pub mod handshake_sessions;
 pub mod magic_links;
 pub mod mail;
 pub mod passwords;
 pub mod portal;
+pub mod runs;
+pub mod secrets;
 pub mod server_keys;
 pub mod sessions;
 pub mod signing_keys;
@@ -48,6 +52,8 @@ pub struct Ctx {
     pub magic_throttle: throttle::Throttle,
     /// JWT signing keys.
     pub keyring: signing_keys::Keyring,
+    /// The server's Noise key, pending handshakes and live session keys.
+    pub handshakes: handshake::Handshakes,
 }
 
 impl Ctx {
@@ -73,6 +79,8 @@ impl Ctx {
         });
         let keyring = signing_keys::Keyring::new(&pepper);
         keyring.init_blocking(&db, &settings)?;
+        let handshakes =
+            handshake::Handshakes::new(handshake::load_noise_static(&settings)?, &pepper);
         Ok(Arc::new(Ctx {
             settings,
             db,
@@ -83,6 +91,7 @@ impl Ctx {
             mailer,
             magic_throttle,
             keyring,
+            handshakes,
         }))
     }
 }

@@ -57,6 +57,11 @@ pub const RULES: &[Rule] = &[
         table: "signing_keys",
         condition: "retire_at IS NOT NULL AND retire_at <= ?1",
     },
+    // Runs (and, by cascade, their encrypted events) are kept as long as the audit log.
+    Rule {
+        table: "runs",
+        condition: "expires_at < ?2",
+    },
     Rule {
         table: "audit_events",
         condition: "at < ?2",

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod brands;
 pub mod cleanup;
+pub mod handshake;
 pub mod magic_links;
 pub mod portal_tokens;
 pub mod refresh_tokens;
@@ -38,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_foundation.sql"),
     include_str!("../../migrations/0003_jwt.sql"),
     include_str!("../../migrations/0004_browser.sql"),
+    include_str!("../../migrations/0005_handshake.sql"),
 ];
 
 /// How many migrations the binary carries (the schema version of an up-to-date file).

@@ -11,6 +11,8 @@ use serde_json::json;
 pub struct Browser {
     /// The WebDriver client.
     pub client: Client,
+    /// The chromedriver base URL, for commands fantoccini has no method for (e.g. logs).
+    pub driver_url: String,
     driver: Child,
     _profile: tempfile::TempDir,
 }
@@ -63,6 +65,7 @@ pub async fn start() -> Browser {
             Ok(client) => {
                 return Browser {
                     client,
+                    driver_url: url.clone(),
                     driver,
                     _profile: profile,
                 }

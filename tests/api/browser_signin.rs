@@ -570,8 +570,8 @@ async fn idle_timeout_refresh_and_absolute_timeout() {
             .unwrap();
         assert_eq!(resp.status().as_u16(), 200);
         let b: Value = resp.json().await.unwrap();
-        assert!(b["idleExpiresAt"].as_i64().unwrap() <= b["expiresAt"].as_i64().unwrap());
-        last_expiry = b["expiresAt"].as_i64().unwrap();
+        assert!(b["expires_at"].as_i64().unwrap() <= b["absolute_expires_at"].as_i64().unwrap());
+        last_expiry = b["absolute_expires_at"].as_i64().unwrap();
     }
     assert!(
         started.elapsed() > Duration::from_secs(3),

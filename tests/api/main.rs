@@ -7,5 +7,7 @@ mod helpers;
 mod accounts;
 mod browser_signin;
 mod foundation;
+mod handshake;
+mod handshake_browser;
 mod openapi;
 mod pages;

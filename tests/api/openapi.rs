@@ -58,6 +58,7 @@ async fn every_route_is_served_and_documented_and_nothing_else() {
             "get" => app.client.get(url),
             "post" => app.client.post(url).json(&serde_json::json!({})),
             "patch" => app.client.patch(url).json(&serde_json::json!({})),
+            "put" => app.client.put(url).json(&serde_json::json!({})),
             "delete" => app.client.delete(url),
             other => panic!("unexpected method {other}"),
         };
