@@ -746,3 +746,102 @@ async fn pepper_can_come_from_a_file_and_then_no_key_file_is_generated() {
     assert_eq!(app.ctx.pepper.hash(b"x"), expected.hash(b"x"));
     assert!(!format!("{:?}", app.ctx).contains("UGVwcGVy"));
 }
+
+fn add_user_cli(data: &std::path::Path, name: &str, admin: bool) {
+    use std::io::Write;
+    let mut c = cli(data);
+    c.args(["user", "add", name, "--password-stdin"]);
+    if admin {
+        c.arg("--admin");
+    }
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(STRONG_PASSWORD.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+async fn login(c: &reqwest::Client, addr: &str, user: &str) -> serde_json::Value {
+    let r = c
+        .post(format!("{addr}/api/accounts/token/"))
+        .json(&serde_json::json!({"username": user, "password": STRONG_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_acknowledged_write_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user_cli(&data, "root", true);
+    let mut server = start_server(&data, &[]).await;
+    let c = reqwest::Client::new();
+    let pair = login(&c, &server.addr, "root").await;
+    let access = pair["access"].as_str().unwrap().to_owned();
+    let r = c
+        .post(format!("{}/api/accounts/users/", server.addr))
+        .bearer_auth(&access)
+        .json(&serde_json::json!({"username": "durable", "password": STRONG_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // SIGKILL right after the 2xx: no chance to flush anything.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let server = start_server(&data, &[]).await;
+    // The created user exists and can sign in; the refresh token issued before the kill works.
+    login(&c, &server.addr, "durable").await;
+    let r = c
+        .post(format!("{}/api/accounts/token/refresh/", server.addr))
+        .json(&serde_json::json!({"refresh": pair["refresh"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(server.terminate().success());
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user_cli(&data, "drain", false);
+    let server = start_server(&data, &[]).await;
+    let c = reqwest::Client::new();
+    // Each sign-in costs an Argon2id hash on a pool of one per core: eight of them queue.
+    let mut inflight = Vec::new();
+    for _ in 0..8 {
+        let c = c.clone();
+        let url = format!("{}/api/accounts/token/", server.addr);
+        inflight.push(tokio::spawn(async move {
+            c.post(url)
+                .json(&serde_json::json!({"username": "drain", "password": STRONG_PASSWORD}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let pid = server.child.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let mut statuses = Vec::new();
+    for h in inflight {
+        statuses.push(h.await.unwrap().expect("in-flight request answered"));
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let addr = server.addr.clone();
+    assert!(server.terminate().success(), "clean exit after draining");
+    // Once stopped, nothing listens any more.
+    assert!(c.get(format!("{addr}/healthz")).send().await.is_err());
+}
