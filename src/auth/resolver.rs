@@ -1,7 +1,10 @@
 //! The one credential resolver: prefix → kind → format check → store look-up → [`Principal`].
 
-use super::Principal;
+use std::sync::Arc;
+
+use super::{CredentialKind, Mode, Principal};
 use crate::error::{Error, Result};
+use crate::services::keys::{self, KeyIdentity, KeyMode, Rejection};
 use crate::services::Ctx;
 
 /// The kind a raw credential claims to be, from its prefix alone.
@@ -37,12 +40,65 @@ pub fn classify(raw: &str) -> Result<Claimed> {
     Ok(c)
 }
 
+/// A resolved credential: the principal, and for an API key what its rate limits need.
+#[derive(Debug)]
+pub struct Resolved {
+    /// Who is calling.
+    pub principal: Principal,
+    /// The verified key, when the credential is an API key (plan, id for rate limiting).
+    pub key: Option<Arc<KeyIdentity>>,
+}
+
 /// Resolves a raw credential to a principal.
 ///
 /// 400 for a malformed credential, 401 for an unknown, revoked or expired one.
 pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Principal> {
-    let claimed = classify(raw)?;
-    Err(unsupported(ctx, claimed))
+    resolve_full(ctx, raw, None)
+        .await
+        .map(|r| r.principal)
+        .map_err(Error::from)
+}
+
+/// Resolves a raw credential, keeping why it was refused (for verify answers).
+///
+/// `db_blocked = Some(wait)`: the caller's address is throttled for invalid attempts, so a
+/// credential not already cached is refused without a database look-up.
+pub async fn resolve_full(
+    ctx: &Ctx,
+    raw: &str,
+    db_blocked: Option<u64>,
+) -> std::result::Result<Resolved, Rejection> {
+    let claimed = classify(raw).map_err(|_| Rejection::Malformed)?;
+    match claimed {
+        Claimed::ApiKey => {
+            let key = keys::verify_with(ctx, raw, db_blocked).await?;
+            Ok(Resolved {
+                principal: key_principal(&key),
+                key: Some(key),
+            })
+        }
+        other => Err(Rejection::Failed(unsupported(ctx, other))),
+    }
+}
+
+/// The principal of a verified API key: its owner, acting in the key's tenant and mode.
+pub fn key_principal(k: &KeyIdentity) -> Principal {
+    Principal {
+        kind: CredentialKind::ApiKey,
+        subject: format!("user:{}", k.user_id),
+        user_id: Some(k.user_id),
+        username: Some(k.username.clone()),
+        tenant_id: Some(k.tenant_id.clone()),
+        mode: match k.mode {
+            KeyMode::Live => Mode::Live,
+            KeyMode::Test => Mode::Test,
+        },
+        scopes: k.scopes.clone(),
+        is_admin: k.is_admin,
+        permissions: k.permissions.clone(),
+        expires_at: k.expires_at,
+        credential_id: Some(k.key_id.to_string()),
+    }
 }
 
 /// A credential kind this build does not issue yet.

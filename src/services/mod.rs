@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod cleanup;
 pub mod dev;
+pub mod keys;
 pub mod passwords;
 pub mod server_keys;
 pub mod tenants;
@@ -35,6 +36,8 @@ pub struct Ctx {
     pub login_throttle: throttle::Throttle,
     /// Buffered audit log writer.
     pub audit: audit::AuditLog,
+    /// API key verification cache and `last_used_at` buffer.
+    pub keys: keys::KeyRuntime,
 }
 
 impl Ctx {
@@ -47,6 +50,7 @@ impl Ctx {
         let passwords = passwords::Hasher::new(&settings.password)?;
         let login_throttle = throttle::Throttle::new(&settings.login);
         let audit = audit::AuditLog::new(db.clone());
+        let keys = keys::KeyRuntime::new(&settings.keys);
         Ok(Arc::new(Ctx {
             settings,
             db,
@@ -54,9 +58,14 @@ impl Ctx {
             passwords,
             login_throttle,
             audit,
+            keys,
         }))
     }
 }
 
 /// Flushes what services buffer in memory; called once the server has drained.
-pub async fn shutdown(_ctx: &Ctx) {}
+pub async fn shutdown(ctx: &Ctx) {
+    if let Err(e) = keys::flush(ctx).await {
+        tracing::warn!(error = %e, "flushing API key last-used times at shutdown failed");
+    }
+}

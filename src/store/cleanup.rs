@@ -27,6 +27,12 @@ pub const RULES: &[Rule] = &[
         table: "sessions",
         condition: "expires_at <= ?1 OR idle_expires_at <= ?1 OR revoked_at IS NOT NULL",
     },
+    // Revoked or expired API keys stay listed for 30 days (so their owners see what happened),
+    // then go.
+    Rule {
+        table: "api_keys",
+        condition: "revoked_at <= ?1 - 2592000 OR expires_at <= ?1 - 2592000",
+    },
     Rule {
         table: "audit_events",
         condition: "at < ?2",

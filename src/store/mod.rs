@@ -6,6 +6,7 @@
 //! runs in a `BEGIN IMMEDIATE` transaction. All work runs on tokio's blocking pool, never on an
 //! actix worker thread.
 
+pub mod api_keys;
 pub mod audit;
 pub mod cleanup;
 pub mod sessions;
@@ -25,9 +26,10 @@ use crate::error::{Error, Result};
 
 /// The embedded migrations, in order. Append only; never edit a shipped one.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../../migrations/0001_foundation.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/0001_foundation.sql")),
+        M::up(include_str!("../../migrations/0002_api_keys.sql")),
+    ])
 }
 
 /// Handle to the database: cheap to clone.
