@@ -22,5 +22,8 @@ pub struct ApiDoc;
 
 /// The whole document.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(super::keys::KeysApi::openapi());
+    doc.merge(super::verify::VerifyApi::openapi());
+    doc
 }

@@ -8,7 +8,9 @@ use crate::error::{Error, Result};
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(health::healthz))
-        .service(web::resource("/metrics").get(health::metrics));
+        .service(web::resource("/metrics").get(health::metrics))
+        .configure(super::keys::configure)
+        .configure(super::verify::configure);
 }
 
 /// Fallback for unknown routes: 404 in the JSON error shape.
