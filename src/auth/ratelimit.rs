@@ -118,8 +118,8 @@ fn plan_limiter(plan: &Plan) -> PlanLimiter {
 impl RateLimits {
     /// Builds one limiter per configured plan.
     pub fn new(settings: &Settings) -> RateLimits {
-        let per_minute = NonZeroU32::new(settings.keys.invalid_attempts_per_minute)
-            .unwrap_or(NonZeroU32::MIN);
+        let per_minute =
+            NonZeroU32::new(settings.keys.invalid_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
         RateLimits {
             plans: settings
                 .plans
@@ -190,8 +190,7 @@ impl RateLimits {
             if cur >= cap {
                 return Err(Error::RateLimited { retry_after: 1 });
             }
-            match counter.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match counter.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => return Ok(ConcurrencyGuard(counter)),
                 Err(now) => cur = now,
             }

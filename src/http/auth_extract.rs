@@ -91,11 +91,7 @@ pub async fn rate_limit_headers(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let mut res = next.call(req).await?;
     let info = res.request().extensions().get::<RateLimitInfo>().copied();
-    drop(
-        res.request()
-            .extensions_mut()
-            .remove::<ConcurrencyGuard>(),
-    );
+    drop(res.request().extensions_mut().remove::<ConcurrencyGuard>());
     if let Some(info) = info {
         set_rate_limit_headers(res.headers_mut(), &info);
     }

@@ -24,25 +24,17 @@ use crate::services::Ctx;
 
 /// Registers the key routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/api-keys")
-            .post(create_v1)
-            .get(list_v1),
-    )
-    .service(web::resource("/v1/api-keys/{id}").delete(revoke_v1))
-    .service(web::resource("/v1/api-keys/{id}/roll").post(roll_v1))
-    .service(
-        web::resource("/api/accounts/api-keys/")
-            .get(list_accounts)
-            .post(create_accounts),
-    )
-    .service(web::resource("/api/accounts/api-keys/{id}/").delete(revoke_accounts))
-    .service(web::resource("/keys").get(list_agent))
-    .service(
-        web::resource("/keys/new")
-            .get(new_agent)
-            .post(new_agent),
-    );
+    cfg.service(web::resource("/v1/api-keys").post(create_v1).get(list_v1))
+        .service(web::resource("/v1/api-keys/{id}").delete(revoke_v1))
+        .service(web::resource("/v1/api-keys/{id}/roll").post(roll_v1))
+        .service(
+            web::resource("/api/accounts/api-keys/")
+                .get(list_accounts)
+                .post(create_accounts),
+        )
+        .service(web::resource("/api/accounts/api-keys/{id}/").delete(revoke_accounts))
+        .service(web::resource("/keys").get(list_agent))
+        .service(web::resource("/keys/new").get(new_agent).post(new_agent));
 }
 
 fn actor(p: &Principal) -> Result<Actor> {

@@ -101,9 +101,11 @@ fn verified(p: Principal, ratelimit: Option<RateLimitInfo>) -> Verified {
 }
 
 fn count(state: &HttpState, r: &Resolved) -> Option<RateLimitInfo> {
-    r.key
-        .as_ref()
-        .map(|k| state.limits.check(k.key_id, &k.plan, k.mode == KeyMode::Test))
+    r.key.as_ref().map(|k| {
+        state
+            .limits
+            .check(k.key_id, &k.plan, k.mode == KeyMode::Test)
+    })
 }
 
 fn is_server_side(e: &Error) -> bool {
@@ -272,7 +274,11 @@ pub async fn forward(
     };
     let info = count(&state, &resolved);
     if let Some(i) = info.filter(RateLimitInfo::limited) {
-        return deny(StatusCode::TOO_MANY_REQUESTS, crate::error::RATE_LIMITED, Some(&i));
+        return deny(
+            StatusCode::TOO_MANY_REQUESTS,
+            crate::error::RATE_LIMITED,
+            Some(&i),
+        );
     }
     let p = &resolved.principal;
     if let Some(m) = q.mode.as_deref() {

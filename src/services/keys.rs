@@ -577,9 +577,11 @@ pub async fn create(ctx: &Ctx, actor: &Actor, new: NewKey) -> Result<CreatedKey>
                     }
                     t
                 }
-                None => store::tenants::by_slug(tx, "default")?
-                    .ok_or_else(|| Error::internal("the default tenant is missing"))?
-                    .id,
+                None => {
+                    store::tenants::by_slug(tx, "default")?
+                        .ok_or_else(|| Error::internal("the default tenant is missing"))?
+                        .id
+                }
             };
             let revoked = if single {
                 store::api_keys::revoke_all_for_user(tx, user_id, Some(mode.as_str()), None, now)?
@@ -715,8 +717,8 @@ pub async fn roll(ctx: &Ctx, actor: &Actor, id: i64, expire_old_in: u64) -> Resu
     let secret = tokens::new_api_key(prefix(kind, mode));
     let hash = ctx.pepper.hash(secret.expose().as_bytes());
     let last4: String = secret.expose()[secret.expose().len() - 4..].to_owned();
-    let old_expires = (now + i64::try_from(expire_old_in).unwrap_or(0))
-        .min(old.expires_at.unwrap_or(i64::MAX));
+    let old_expires =
+        (now + i64::try_from(expire_old_in).unwrap_or(0)).min(old.expires_at.unwrap_or(i64::MAX));
     let o = old.clone();
     let (row, old_hash) = ctx
         .db

@@ -158,7 +158,9 @@ pub fn by_hash(c: &Connection, hash: &[u8]) -> Result<Option<(ApiKeyRow, Owner)>
 /// A key by id.
 pub fn get(c: &Connection, id: i64) -> Result<Option<ApiKeyRow>> {
     Ok(c.query_row(
-        &format!("SELECT {COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1"),
+        &format!(
+            "SELECT {COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1"
+        ),
         [id],
         from_row,
     )

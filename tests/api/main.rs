@@ -4,3 +4,6 @@
 mod helpers;
 
 mod foundation;
+mod keys;
+mod nginx;
+mod verify;
