@@ -254,3 +254,66 @@ pub fn start_housekeeping(limits: &Arc<RateLimits>) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(rph: u64, concurrent: u32) -> RateLimits {
+        let mut s = Settings::default();
+        if let Some(p) = s.plans.get_mut("free") {
+            p.requests_per_hour = rph;
+            p.concurrent = concurrent;
+        }
+        s.keys.invalid_attempts_per_minute = 2;
+        RateLimits::new(&s)
+    }
+
+    #[test]
+    fn gcra_allows_exactly_the_plan_then_refuses() {
+        let l = limits(3, 1);
+        let now = unix_now();
+        for left in [2, 1, 0] {
+            let i = l.check(7, "free", false);
+            assert!(!i.limited());
+            assert_eq!((i.limit, i.remaining), (3, left));
+            assert!(i.reset >= now && i.reset <= now + 3_601);
+        }
+        let i = l.check(7, "free", false);
+        assert!(i.limited());
+        assert_eq!(i.remaining, 0);
+        assert!((1..=1_200).contains(&i.retry_after), "{}", i.retry_after);
+        // Another key has its own bucket; an unknown plan falls back to the default plan.
+        assert!(!l.check(8, "gone", false).limited());
+        // Test keys use the test plan.
+        assert_eq!(l.check(9, "free", true).limit, 50);
+    }
+
+    #[test]
+    fn concurrency_guard_holds_and_releases_a_slot() {
+        let l = limits(100, 2);
+        let a = l.enter(1, "free", false).unwrap();
+        let b = l.enter(1, "free", false).unwrap();
+        assert!(matches!(
+            l.enter(1, "free", false),
+            Err(Error::RateLimited { .. })
+        ));
+        drop(a);
+        let _c = l.enter(1, "free", false).unwrap();
+        drop(b);
+        l.housekeeping();
+    }
+
+    #[test]
+    fn invalid_attempts_block_an_address_after_its_budget() {
+        let l = limits(100, 2);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(l.address_blocked(Some(ip)).is_none());
+        assert!(l.invalid_attempt(Some(ip)).is_ok());
+        assert!(l.invalid_attempt(Some(ip)).is_ok());
+        assert!(l.invalid_attempt(Some(ip)).is_err());
+        assert!(l.address_blocked(Some(ip)).is_some());
+        assert!(l.address_blocked(Some("192.0.2.2".parse().unwrap())).is_none());
+        assert!(l.invalid_attempt(None).is_ok());
+    }
+}
