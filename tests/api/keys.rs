@@ -577,7 +577,7 @@ async fn concurrency_cap_answers_429() {
 }
 
 #[tokio::test]
-async fn secrets_are_not_in_the_database_file_logs_or_debug() {
+async fn secrets_are_not_in_the_database_file_or_debug() {
     let app = spawn().await;
     let (_, k) = user_with_key(&app, "alice").await;
     let r = post(&app, "/v1/api-keys", &k, json!({"name": "grep me"})).await;
