@@ -313,7 +313,9 @@ mod tests {
         assert!(l.invalid_attempt(Some(ip)).is_ok());
         assert!(l.invalid_attempt(Some(ip)).is_err());
         assert!(l.address_blocked(Some(ip)).is_some());
-        assert!(l.address_blocked(Some("192.0.2.2".parse().unwrap())).is_none());
+        assert!(l
+            .address_blocked(Some("192.0.2.2".parse().unwrap()))
+            .is_none());
         assert!(l.invalid_attempt(None).is_ok());
     }
 }
