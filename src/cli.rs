@@ -51,6 +51,9 @@ pub enum Command {
     /// Manage the JWT signing keys.
     #[command(subcommand)]
     SigningKey(SigningKeyCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Delete expired records once and print what was deleted.
     Cleanup,
     /// Copy the live database to PATH (SQLite online backup).
@@ -157,6 +160,49 @@ pub enum SigningKeyCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `gatehouse key …`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key; prints the key alone on standard output (shown once).
+    Create {
+        /// Owner's user name.
+        #[arg(long)]
+        user: String,
+        /// Display name of the key.
+        #[arg(long)]
+        name: String,
+        /// `live` (default) or `test`.
+        #[arg(long, default_value = "live")]
+        mode: String,
+        /// Rate-limit plan (default `keys.default_plan`).
+        #[arg(long)]
+        plan: Option<String>,
+        /// Tenant id (default: the default tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Issue a `pk_` key (agent-API contract) instead of `sk_`.
+        #[arg(long)]
+        public: bool,
+        /// Expire the key after this many seconds.
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// List live keys (masked), optionally of one user.
+    List {
+        /// Only this user's keys.
+        #[arg(long)]
+        user: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id. A running server stops accepting it within `keys.last_used_flush_secs`.
+    Revoke {
+        /// Key id (from `key list`).
+        id: i64,
     },
 }
 
@@ -345,6 +391,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
         | Command::Runs { .. }
         | Command::Logout { .. }
         | Command::RotateKey { .. } => Ok(()),
+        Command::Key(cmd) => {
+            init_logging(&settings, true);
+            key_command(settings, cmd)
+        }
     }
 }
 
@@ -456,6 +506,80 @@ fn signing_key_command(settings: Settings, cmd: SigningKeyCommand) -> Result<(),
             }
         }
         Ok(())
+    })
+}
+
+fn key_command(settings: Settings, cmd: KeyCommand) -> Result<(), Failure> {
+    use services::keys::{self, Actor, KeyKind, KeyMode, ListFilter, NewKey};
+    let ctx = open(settings)?;
+    let rt = runtime()?;
+    let operator = Actor::operator();
+    rt.block_on(async {
+        match cmd {
+            KeyCommand::Create {
+                user,
+                name,
+                mode,
+                plan,
+                tenant,
+                public,
+                expires_in,
+            } => {
+                let expires_at = expires_in
+                    .map(|s| crate::store::now().saturating_add(i64::try_from(s).unwrap_or(i64::MAX)));
+                let new = NewKey {
+                    name,
+                    user: Some(Username::parse(&user)?),
+                    mode: Some(KeyMode::parse(&mode)?),
+                    plan,
+                    expires_at,
+                    scopes: Vec::new(),
+                    tenant: tenant
+                        .as_deref()
+                        .map(services::types::TenantId::parse)
+                        .transpose()?,
+                    kind: Some(if public {
+                        KeyKind::Public
+                    } else {
+                        KeyKind::Secret
+                    }),
+                };
+                let key = keys::create(&ctx, &operator, new).await?;
+                println!("{}", key.secret.expose());
+            }
+            KeyCommand::List { user, json } => {
+                let filter = ListFilter {
+                    user: user.as_deref().map(Username::parse).transpose()?,
+                    all_users: true,
+                };
+                let list = keys::list(&ctx, &operator, filter).await?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&list).map_err(Error::internal)?
+                    );
+                } else {
+                    println!("ID     USER             NAME                 KEY                MODE  PLAN        EXPIRES");
+                    for k in list {
+                        println!(
+                            "{:<6} {:<16} {:<20} {:<18} {:<5} {:<11} {}",
+                            k.id,
+                            k.username,
+                            k.name,
+                            k.masked,
+                            k.mode,
+                            k.plan,
+                            k.expires_at.map_or("-".to_owned(), |e| e.to_string())
+                        );
+                    }
+                }
+            }
+            KeyCommand::Revoke { id } => {
+                let k = keys::revoke(&ctx, &operator, id).await?;
+                println!("{}", k.id);
+            }
+        }
+        Ok::<(), Failure>(())
     })
 }
 

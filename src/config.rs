@@ -225,6 +225,16 @@ pub struct KeySettings {
     pub single_active_per_user: bool,
     /// How often `last_used_at` is flushed to the database, in seconds.
     pub last_used_flush_secs: u64,
+    /// Verified keys kept in the in-memory verification cache; 0 disables the cache.
+    pub cache_capacity: usize,
+    /// Longest a cache entry is trusted before the database is asked again, in seconds
+    /// (bounds how long a change made by another process, e.g. the CLI, takes to be seen).
+    pub cache_ttl_secs: u64,
+    /// Invalid credentials one client address may present to verify / forward-auth per minute.
+    pub invalid_attempts_per_minute: u32,
+    /// Where forward-auth sends a browser page navigation without a credential (302);
+    /// empty answers 401 instead.
+    pub forward_auth_login_url: String,
 }
 
 /// A rate-limit plan.
@@ -487,6 +497,10 @@ impl Default for KeySettings {
             test_plan: "test".to_owned(),
             single_active_per_user: false,
             last_used_flush_secs: 10,
+            cache_capacity: 200_000,
+            cache_ttl_secs: 60,
+            invalid_attempts_per_minute: 60,
+            forward_auth_login_url: String::new(),
         }
     }
 }
@@ -651,6 +665,26 @@ impl Settings {
             return Err(invalid(
                 "keys.test_plan",
                 "name a plan defined under [plans.<name>]",
+            ));
+        }
+        for (name, plan) in &self.plans {
+            if plan.requests_per_hour == 0 || plan.requests_per_hour > u64::from(u32::MAX) {
+                return Err(invalid(
+                    &format!("plans.{name}.requests_per_hour"),
+                    "use a number from 1 to 4294967295",
+                ));
+            }
+            if plan.concurrent == 0 {
+                return Err(invalid(
+                    &format!("plans.{name}.concurrent"),
+                    "use at least 1",
+                ));
+            }
+        }
+        if self.keys.last_used_flush_secs == 0 || self.keys.invalid_attempts_per_minute == 0 {
+            return Err(invalid(
+                "keys.last_used_flush_secs / keys.invalid_attempts_per_minute",
+                "use at least 1",
             ));
         }
         if !self.cleanup.schedule.trim().is_empty()

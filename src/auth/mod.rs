@@ -5,6 +5,7 @@
 //! `Principal`. Every handler, the verify API and forward-auth use that same resolver.
 
 pub mod principal;
+pub mod ratelimit;
 pub mod resolver;
 
 pub use principal::{CredentialKind, Mode, Principal};

@@ -1,7 +1,10 @@
 //! The one credential resolver: prefix → kind → format check → store look-up → [`Principal`].
 
+use std::sync::Arc;
+
 use super::{CredentialKind, Mode, Principal};
 use crate::error::{Error, Result};
+use crate::services::keys::{self, KeyIdentity, KeyMode, Rejection};
 use crate::services::{tokens, Ctx};
 
 /// The kind a raw credential claims to be, from its prefix alone.
@@ -37,13 +40,57 @@ pub fn classify(raw: &str) -> Result<Claimed> {
     Ok(c)
 }
 
+/// A resolved credential: the principal, and for an API key what its rate limits need.
+#[derive(Debug)]
+pub struct Resolved {
+    /// Who is calling.
+    pub principal: Principal,
+    /// The verified key, when the credential is an API key (plan, id for rate limiting).
+    pub key: Option<Arc<KeyIdentity>>,
+}
+
 /// Resolves a raw credential to a principal.
 ///
 /// 400 for a malformed credential, 401 for an unknown, revoked or expired one.
 pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Principal> {
-    let claimed = classify(raw)?;
+    resolve_full(ctx, raw, None)
+        .await
+        .map(|r| r.principal)
+        .map_err(Error::from)
+}
+
+/// Resolves a raw credential, keeping why it was refused (for verify answers).
+///
+/// `db_blocked = Some(wait)`: the caller's address is throttled for invalid attempts, so a
+/// credential not already cached is refused without a database look-up.
+pub async fn resolve_full(
+    ctx: &Ctx,
+    raw: &str,
+    db_blocked: Option<u64>,
+) -> std::result::Result<Resolved, Rejection> {
+    let claimed = classify(raw).map_err(|_| Rejection::Malformed)?;
     match claimed {
-        // Handshake sessions first; a `browser` row answers `None` and goes to the browser arm.
+        Claimed::ApiKey => {
+            let key = keys::verify_with(ctx, raw, db_blocked).await?;
+            Ok(Resolved {
+                principal: key_principal(&key),
+                key: Some(key),
+            })
+        }
+        other => other_kind(ctx, raw, other)
+            .await
+            .map(|principal| Resolved {
+                principal,
+                key: None,
+            })
+            .map_err(Rejection::Failed),
+    }
+}
+
+/// Every kind but API keys: sessions (handshake rows first; a `browser` row answers `None`
+/// there and goes to the browser sessions), run sessions, portal tokens and JWTs.
+async fn other_kind(ctx: &Ctx, raw: &str, claimed: Claimed) -> Result<Principal> {
+    match claimed {
         Claimed::Session => match crate::services::handshake_sessions::resolve(ctx, raw).await? {
             Some(p) => Ok(p),
             None => crate::services::sessions::resolve(ctx, raw).await,
@@ -53,7 +100,27 @@ pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Principal> {
             .ok_or_else(|| unsupported(ctx, claimed)),
         Claimed::PortalToken => crate::services::portal::resolve(ctx, raw).await,
         Claimed::Jwt => jwt(ctx, raw).await,
-        other => Err(unsupported(ctx, other)),
+        Claimed::ApiKey => Err(unsupported(ctx, claimed)),
+    }
+}
+
+/// The principal of a verified API key: its owner, acting in the key's tenant and mode.
+pub fn key_principal(k: &KeyIdentity) -> Principal {
+    Principal {
+        kind: CredentialKind::ApiKey,
+        subject: format!("user:{}", k.user_id),
+        user_id: Some(k.user_id),
+        username: Some(k.username.clone()),
+        tenant_id: Some(k.tenant_id.clone()),
+        mode: match k.mode {
+            KeyMode::Live => Mode::Live,
+            KeyMode::Test => Mode::Test,
+        },
+        scopes: k.scopes.clone(),
+        is_admin: k.is_admin,
+        permissions: k.permissions.clone(),
+        expires_at: k.expires_at,
+        credential_id: Some(k.key_id.to_string()),
     }
 }
 

@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use super::principal::Authenticated;
+use super::auth_extract::Authenticated;
 use super::HttpState;
 use crate::auth::Principal;
 use crate::error::{Error, ErrorBody, Result};

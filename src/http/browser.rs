@@ -198,7 +198,7 @@ fn organization(t: &crate::store::tenants::TenantRow) -> Organization {
 
 /// Consumes a magic link: `{session, account, organization}` and the session cookie. The verify
 /// page's form post gets a redirect to the dashboard instead.
-#[utoipa::path(post, path = "/v1/auth/verify", tag = "browser", request_body = VerifyBody,
+#[utoipa::path(post, path = "/v1/auth/verify", tag = "browser", operation_id = "magic_link_verify", request_body = VerifyBody,
     responses((status = 200, body = SignedIn, description = "signed in; sets the session cookie"),
         (status = 303, description = "form post: signed in, to the dashboard"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),

@@ -5,18 +5,20 @@
 
 pub mod accounts;
 pub mod assets;
+pub mod auth_extract;
 pub mod browser;
 pub mod extract;
 pub mod handshake;
 pub mod handshake_pages;
 pub mod health;
 pub mod jwks;
+pub mod keys;
 pub mod middleware;
 pub mod openapi;
 pub mod pages;
-pub mod principal;
 pub mod routes;
 pub mod session_auth;
+pub mod verify;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -34,13 +36,18 @@ pub struct HttpState {
     pub metrics: middleware::Metrics,
     /// Parsed `trusted_proxies`.
     pub trusted: extract::TrustedProxies,
+    /// Per-key rate limits and per-address throttling of invalid credentials.
+    pub limits: Arc<crate::auth::ratelimit::RateLimits>,
 }
 
 /// Builds the actix server on a bound listener.
 pub fn server(ctx: Arc<Ctx>, listener: TcpListener) -> std::io::Result<Server> {
+    let limits = Arc::new(crate::auth::ratelimit::RateLimits::new(&ctx.settings));
+    crate::auth::ratelimit::start_housekeeping(&limits);
     let state = web::Data::new(HttpState {
         metrics: middleware::Metrics::default(),
         trusted: extract::TrustedProxies::from_settings(&ctx.settings),
+        limits,
     });
     let ctx_data = web::Data::from(ctx.clone());
     let workers = if ctx.settings.workers == 0 {
@@ -68,6 +75,9 @@ pub fn server(ctx: Arc<Ctx>, listener: TcpListener) -> std::io::Result<Server> {
             }))
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
+            .wrap(actix_web::middleware::from_fn(
+                auth_extract::rate_limit_headers,
+            ))
             .wrap(actix_web::middleware::from_fn(middleware::normalize_errors))
             .wrap(middleware::security_headers(https))
             .wrap(actix_web::middleware::from_fn(middleware::request_log))

@@ -72,6 +72,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(accounts::AccountsApi::openapi());
     doc.merge(jwks::JwksApi::openapi());
     doc.merge(super::handshake::HandshakeApi::openapi());
+    doc.merge(super::keys::KeysApi::openapi());
+    doc.merge(super::verify::VerifyApi::openapi());
     doc
 }
 

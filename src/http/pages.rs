@@ -32,7 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/dashboard", web::get().to(dashboard))
         .route("/sessions/revoke-others", web::post().to(revoke_others))
         .route("/sessions/{id}/revoke", web::post().to(revoke_session))
-        .route("/keys", web::get().to(keys_page))
+        .route("/api-keys", web::get().to(keys_page))
         .route("/profile", web::get().to(profile))
         .route("/profile/password", web::post().to(change_password))
         .route("/admin/users", web::get().to(admin_users))

@@ -52,6 +52,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/runs"),
     ("get", "/api/runs/{id}/events"),
     ("post", "/workflows/{name}"),
+    ("post", "/v1/api-keys"),
+    ("get", "/v1/api-keys"),
+    ("delete", "/v1/api-keys/{id}"),
+    ("post", "/v1/api-keys/{id}/roll"),
+    ("get", "/api/accounts/api-keys/"),
+    ("post", "/api/accounts/api-keys/"),
+    ("delete", "/api/accounts/api-keys/{id}/"),
+    ("get", "/keys"),
+    ("get", "/keys/new"),
+    ("post", "/keys/new"),
+    ("post", "/api/verify"),
+    ("get", "/api/auth/forward"),
 ];
 
 /// Registers every route.
@@ -60,7 +72,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").get(health::metrics))
         .configure(jwks::configure)
         .configure(accounts::configure)
-        .configure(openapi::configure);
+        .configure(openapi::configure)
+        .configure(super::keys::configure)
+        .configure(super::verify::configure);
     super::browser::configure(cfg);
     super::pages::configure(cfg);
     super::assets::configure(cfg);

@@ -9,6 +9,7 @@ pub mod cleanup;
 pub mod dev;
 pub mod handshake;
 pub mod handshake_sessions;
+pub mod keys;
 pub mod magic_links;
 pub mod mail;
 pub mod passwords;
@@ -54,6 +55,8 @@ pub struct Ctx {
     pub keyring: signing_keys::Keyring,
     /// The server's Noise key, pending handshakes and live session keys.
     pub handshakes: handshake::Handshakes,
+    /// API key verification cache and `last_used_at` buffer.
+    pub keys: keys::KeyRuntime,
 }
 
 impl Ctx {
@@ -81,6 +84,7 @@ impl Ctx {
         keyring.init_blocking(&db, &settings)?;
         let handshakes =
             handshake::Handshakes::new(handshake::load_noise_static(&settings)?, &pepper);
+        let keys = keys::KeyRuntime::new(&settings.keys);
         Ok(Arc::new(Ctx {
             settings,
             db,
@@ -92,9 +96,14 @@ impl Ctx {
             magic_throttle,
             keyring,
             handshakes,
+            keys,
         }))
     }
 }
 
 /// Flushes what services buffer in memory; called once the server has drained.
-pub async fn shutdown(_ctx: &Ctx) {}
+pub async fn shutdown(ctx: &Ctx) {
+    if let Err(e) = keys::flush(ctx).await {
+        tracing::warn!(error = %e, "flushing API key last-used times at shutdown failed");
+    }
+}

@@ -236,6 +236,7 @@ pub async fn set_disabled(ctx: &Ctx, user_id: i64, disabled: bool) -> Result<Use
             store::users::get(tx, user_id)?.ok_or_else(|| Error::not_found("No such user"))
         })
         .await?;
+    ctx.keys.forget_user(user_id);
     ctx.audit.record(
         if disabled {
             "user.disabled"
@@ -308,6 +309,7 @@ pub async fn update(
             store::users::get(tx, user_id)?.ok_or_else(|| Error::not_found("No such user"))
         })
         .await
+        .inspect(|_| ctx.keys.forget_user(user_id))
 }
 
 /// Deletes a user and, by cascade, everything that belongs to them.
@@ -322,6 +324,7 @@ pub async fn delete(ctx: &Ctx, user_id: i64) -> Result<()> {
             }
         })
         .await?;
+    ctx.keys.forget_user(user_id);
     ctx.audit.record(
         "user.deleted",
         true,

@@ -62,6 +62,12 @@ pub const RULES: &[Rule] = &[
         table: "runs",
         condition: "expires_at < ?2",
     },
+    // Revoked or expired API keys stay listed for 30 days (so their owners see what happened),
+    // then go.
+    Rule {
+        table: "api_keys",
+        condition: "revoked_at <= ?1 - 2592000 OR expires_at <= ?1 - 2592000",
+    },
     Rule {
         table: "audit_events",
         condition: "at < ?2",

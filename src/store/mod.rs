@@ -6,6 +6,7 @@
 //! runs in a `BEGIN IMMEDIATE` transaction. All work runs on tokio's blocking pool, never on an
 //! actix worker thread.
 
+pub mod api_keys;
 pub mod audit;
 pub mod brands;
 pub mod cleanup;
@@ -37,6 +38,7 @@ pub fn migrations() -> Migrations<'static> {
 /// The migration scripts, in order.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_foundation.sql"),
+    include_str!("../../migrations/0002_api_keys.sql"),
     include_str!("../../migrations/0003_jwt.sql"),
     include_str!("../../migrations/0004_browser.sql"),
     include_str!("../../migrations/0005_handshake.sql"),

@@ -1309,14 +1309,9 @@ async fn portal_expiry_is_capped_by_config() {
     assert!(issued.expires_at <= now + 3_600 && issued.expires_at >= now + 3_590);
 }
 
-/// Issuing a portal token with an API key, through the API (needs the keys branch).
+/// Issuing a portal token with an API key created through the API by a browser session.
 #[tokio::test]
 async fn portal_token_with_api_key() {
-    // NEEDS keys branch: POST /v1/api-keys (issue 3) creates the key used below.
-    // Re-enable by deleting the `return` once the keys branch is merged.
-    if std::env::var("GATEHOUSE_TEST_KEYS_BRANCH").is_err() {
-        return;
-    }
     let app = spawn_with(|_| {}).await;
     app.create_user("ops", STRONG_PASSWORD, true).await;
     let pair = sign_in(&app, "ops", STRONG_PASSWORD).await;
@@ -1637,4 +1632,53 @@ async fn cleanup_removes_spent_links_and_expired_portal_tokens() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(seen, "portal_token.issued not audited");
+}
+
+/// The key endpoints accept the session cookie only with the CSRF token, and `GET /keys/new`
+/// (a state change on a GET, by contract) never with the cookie.
+#[tokio::test]
+async fn key_endpoints_with_the_cookie_need_csrf_and_keys_new_refuses_it() {
+    let app = spawn_with(|_| {}).await;
+    app.create_user("kim", STRONG_PASSWORD, false).await;
+    let pair = sign_in(&app, "kim", STRONG_PASSWORD).await;
+    let token = csrf(&app, &pair).await;
+    let r = app
+        .client
+        .post(app.url("/v1/api-keys"))
+        .header("cookie", &pair)
+        .json(&json!({ "name": "no csrf" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(error_message(r, 403).await.contains("CSRF"));
+    let r = app
+        .client
+        .post(app.url("/v1/api-keys"))
+        .header("cookie", &pair)
+        .header("x-csrf-token", &token)
+        .header("sec-fetch-site", "cross-site")
+        .json(&json!({ "name": "cross site" }))
+        .send()
+        .await
+        .unwrap();
+    error_message(r, 403).await;
+    let r = app
+        .client
+        .get(app.url("/keys/new"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert!(error_message(r, 403).await.contains("header credential"));
+    // Reading with the cookie is fine, and nothing was created by the refused calls.
+    let r = app
+        .client
+        .get(app.url("/v1/api-keys"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 0, "{v}");
 }

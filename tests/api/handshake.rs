@@ -4,8 +4,7 @@
 //! The first handshake call needs an API key of a tenant member; API keys come from the `keys`
 //! branch. Until it is merged, most tests start the handshake through the service entry point
 //! ([`begin_via_service`], the same function the handler calls after resolving the key) and do
-//! everything else over HTTP. Tests whose body starts with `// NEEDS keys branch` run the first
-//! call over HTTP with a real key and return early until then.
+//! everything else over HTTP; the full sign-in runs the first call with a real API key.
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -271,9 +270,6 @@ async fn tenant_create_prints_two_lines_and_registers_only_the_public_key() {
 
 #[tokio::test]
 async fn full_http_sign_in_with_an_api_key() {
-    // NEEDS keys branch
-    return;
-    #[allow(unreachable_code)]
     {
         let app = spawn().await;
         let t = tenant_with_owner(&app, "alice").await;
@@ -1078,9 +1074,6 @@ async fn cli_login_reads_secrets_from_env_or_0600_files_only() {
 
 #[tokio::test]
 async fn cli_login_signs_in_and_pins_the_server_key() {
-    // NEEDS keys branch
-    return;
-    #[allow(unreachable_code)]
     {
         let app = spawn().await;
         let t = tenant_with_owner(&app, "alice").await;

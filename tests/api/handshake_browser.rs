@@ -409,9 +409,6 @@ async fn network_log(b: &Browser) -> String {
 
 #[tokio::test]
 async fn login_page_signs_in_stores_and_reads_a_secret_survives_refresh_and_never_sends_the_key() {
-    // NEEDS keys branch
-    return;
-    #[allow(unreachable_code)]
     {
         let app = spawn().await;
         let t = tenant_with_owner(&app, "alice").await;

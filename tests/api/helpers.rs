@@ -29,6 +29,7 @@ pub struct TestApp {
 }
 
 /// Settings every test starts from: temp data dir, port 0, no scheduled jobs.
+#[allow(clippy::field_reassign_with_default)]
 pub fn test_settings(dir: &std::path::Path) -> Settings {
     let mut s = Settings {
         data_dir: dir.join("data"),

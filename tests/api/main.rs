@@ -9,5 +9,8 @@ mod browser_signin;
 mod foundation;
 mod handshake;
 mod handshake_browser;
+mod keys;
+mod nginx;
 mod openapi;
 mod pages;
+mod verify;

@@ -1,0 +1,39 @@
+-- wrk script for the key benchmark (see docs/bench-keys.md).
+-- Environment: GH_KEYS, GH_INVALID (files, one key a line), GH_MODE = verify | forward,
+-- GH_DIST = uniform | skewed, GH_DELAY_MS (per-connection pause, for rate-limited runs).
+-- 1 % of requests carry a well-formed but unknown key (a database look-up every time).
+local keys, invalid = {}, {}
+local mode = os.getenv("GH_MODE") or "verify"
+local dist = os.getenv("GH_DIST") or "uniform"
+local delay_ms = tonumber(os.getenv("GH_DELAY_MS") or "0")
+
+function init(args)
+  for l in io.lines(os.getenv("GH_KEYS")) do keys[#keys + 1] = l end
+  for l in io.lines(os.getenv("GH_INVALID")) do invalid[#invalid + 1] = l end
+  math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+end
+
+local function pick()
+  if math.random(100) == 1 then
+    return invalid[math.random(#invalid)]
+  end
+  if dist == "skewed" then
+    -- Power law: u^4 puts half the traffic on ~6 % of the keys.
+    local u = math.random()
+    return keys[math.floor(#keys * u ^ 4) + 1]
+  end
+  return keys[math.random(#keys)]
+end
+
+request = function()
+  local k = pick()
+  if mode == "forward" then
+    return wrk.format("GET", "/api/auth/forward", { ["X-API-Key"] = k })
+  end
+  return wrk.format("POST", "/api/verify", { ["Content-Type"] = "application/json" },
+    '{"token":"' .. k .. '"}')
+end
+
+if delay_ms > 0 then
+  delay = function() return delay_ms end
+end

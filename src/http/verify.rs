@@ -1,0 +1,335 @@
+//! The hot path: `POST /api/verify` for apps and `GET /api/auth/forward` for reverse proxies.
+//!
+//! Both use the one resolver, count the check against the key's hourly quota (no concurrency
+//! slot: the answer is immediate) and never write to SQLite. Invalid credentials are counted per
+//! client address; an address over `keys.invalid_attempts_per_minute` can still use keys the
+//! cache knows, but nothing it sends reaches the database until its budget recovers.
+//!
+//! `/api/verify` answers 200 with `{"valid": true, …}` or `{"valid": false, "reason": …}`; a
+//! key over its quota gets 429 with `reason: "rate_limited"` and `Retry-After`. Forward-auth
+//! answers 200 with identity headers, 401 (no, bad or unknown credential — a proxy only passes
+//! 401 and 403 through), 403 (a `?scope=` or `?mode=` requirement not met) or 429.
+
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use super::auth_extract::set_rate_limit_headers;
+use super::extract::credential_from_headers;
+use super::HttpState;
+use crate::auth::ratelimit::RateLimitInfo;
+use crate::auth::resolver::{self, Resolved};
+use crate::auth::{CredentialKind, Mode, Principal};
+use crate::error::{json_error, Error, ErrorBody, Result, MALFORMED_CREDENTIAL, NO_CREDENTIAL};
+use crate::services::keys::{KeyMode, Rejection};
+use crate::services::Ctx;
+
+/// Registers `/api/verify` and `/api/auth/forward`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/api/verify").post(verify))
+        .service(web::resource("/api/auth/forward").get(forward));
+}
+
+/// Body of a verify call.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct VerifyRequest {
+    /// The credential to check (API key or any other kind the resolver knows).
+    pub token: String,
+}
+
+/// A valid credential: who it is, what it may do, how much quota is left.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Verified {
+    /// Always `true`.
+    pub valid: bool,
+    /// `api_key`, `jwt`, `session`…
+    pub kind: CredentialKind,
+    /// Stable subject, e.g. `user:42`.
+    pub subject: String,
+    /// The user.
+    pub user_id: Option<i64>,
+    /// The user's name.
+    pub username: Option<String>,
+    /// Tenant the credential acts in.
+    pub tenant_id: Option<String>,
+    /// `live` or `test`.
+    pub mode: Mode,
+    /// Scopes (empty: the user's full rights).
+    pub scopes: Vec<String>,
+    /// Administrator.
+    pub is_admin: bool,
+    /// Named permissions.
+    pub permissions: Vec<String>,
+    /// Expiry (Unix seconds).
+    pub expires_at: Option<i64>,
+    /// Credential id (the key id for API keys).
+    pub credential_id: Option<String>,
+    /// Quota state after this check (API keys only).
+    pub ratelimit: Option<RateLimitInfo>,
+}
+
+/// A refused credential.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotVerified {
+    /// Always `false`.
+    pub valid: bool,
+    /// `malformed`, `unknown`, `revoked`, `expired` or `rate_limited`.
+    pub reason: &'static str,
+    /// Quota state, when the reason is `rate_limited`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratelimit: Option<RateLimitInfo>,
+}
+
+fn verified(p: Principal, ratelimit: Option<RateLimitInfo>) -> Verified {
+    Verified {
+        valid: true,
+        kind: p.kind,
+        subject: p.subject,
+        user_id: p.user_id,
+        username: p.username,
+        tenant_id: p.tenant_id,
+        mode: p.mode,
+        scopes: p.scopes,
+        is_admin: p.is_admin,
+        permissions: p.permissions,
+        expires_at: p.expires_at,
+        credential_id: p.credential_id,
+        ratelimit,
+    }
+}
+
+fn count(state: &HttpState, r: &Resolved) -> Option<RateLimitInfo> {
+    r.key.as_ref().map(|k| {
+        state
+            .limits
+            .check(k.key_id, &k.plan, k.mode == KeyMode::Test)
+    })
+}
+
+fn is_server_side(e: &Error) -> bool {
+    matches!(e, Error::Internal(_) | Error::Unavailable(_))
+}
+
+/// Checks a credential: valid (with principal, scopes and quota) or why not.
+#[utoipa::path(post, path = "/api/verify", tag = "verify", request_body = VerifyRequest,
+    responses((status = 200, description = "Verdict: `Verified` or `NotVerified`", body = Verified),
+        (status = 400, body = ErrorBody), (status = 429, body = NotVerified)))]
+pub async fn verify(
+    req: HttpRequest,
+    ctx: web::Data<Ctx>,
+    state: web::Data<HttpState>,
+    body: web::Json<VerifyRequest>,
+) -> Result<HttpResponse> {
+    let ip = state.trusted.client_ip(&req);
+    let blocked = state.limits.address_blocked(ip);
+    match resolver::resolve_full(&ctx, body.token.trim(), blocked).await {
+        Ok(r) => {
+            let info = count(&state, &r);
+            if let Some(i) = info.filter(RateLimitInfo::limited) {
+                let mut resp = HttpResponse::TooManyRequests().json(NotVerified {
+                    valid: false,
+                    reason: "rate_limited",
+                    ratelimit: Some(i),
+                });
+                set_rate_limit_headers(resp.headers_mut(), &i);
+                return Ok(resp);
+            }
+            let mut resp = HttpResponse::Ok().json(verified(r.principal, info));
+            if let Some(i) = &info {
+                set_rate_limit_headers(resp.headers_mut(), i);
+            }
+            Ok(resp)
+        }
+        Err(Rejection::Throttled(retry_after)) => Err(Error::RateLimited { retry_after }),
+        Err(Rejection::Failed(e)) if is_server_side(&e) => Err(e),
+        Err(rejection) => {
+            let _ = state.limits.invalid_attempt(ip);
+            Ok(HttpResponse::Ok().json(NotVerified {
+                valid: false,
+                reason: rejection.reason(),
+                ratelimit: None,
+            }))
+        }
+    }
+}
+
+/// Requirements a proxy can add to the forward-auth URL.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ForwardQuery {
+    /// Comma-separated scopes the credential must hold (a key without scopes holds all).
+    pub scope: Option<String>,
+    /// `live` or `test`: the credential must be of this mode.
+    pub mode: Option<String>,
+}
+
+fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A browser page navigation (not fetch/XHR, not asking for JSON).
+fn is_navigation(req: &HttpRequest) -> bool {
+    header_str(req, "sec-fetch-mode") == Some("navigate")
+        && !header_str(req, "accept").is_some_and(|a| a.contains("application/json"))
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The URL the user was going to, from the proxy's headers (Traefik, Caddy, nginx conventions).
+fn original_url(req: &HttpRequest) -> Option<String> {
+    if let Some(u) = header_str(req, "x-original-url") {
+        return Some(u.to_owned());
+    }
+    let host = header_str(req, "x-forwarded-host")?;
+    let proto = header_str(req, "x-forwarded-proto").unwrap_or("https");
+    let uri = header_str(req, "x-forwarded-uri")
+        .or_else(|| header_str(req, "x-original-uri"))
+        .unwrap_or("/");
+    Some(format!("{proto}://{host}{uri}"))
+}
+
+fn deny(status: StatusCode, message: &str, info: Option<&RateLimitInfo>) -> HttpResponse {
+    let mut resp = json_error(status, message);
+    if let Some(i) = info {
+        set_rate_limit_headers(resp.headers_mut(), i);
+    }
+    resp
+}
+
+fn forward_credential(req: &HttpRequest) -> std::result::Result<Option<String>, ()> {
+    // X-API-Key first, so the app's own `Authorization` header can pass through untouched.
+    if let Some(v) = req.headers().get("x-api-key") {
+        return match v.to_str().map(str::trim) {
+            Ok(t) if !t.is_empty() => Ok(Some(t.to_owned())),
+            _ => Err(()),
+        };
+    }
+    credential_from_headers(req.headers())
+        .map(|c| c.map(|(t, _)| t))
+        .map_err(|_| ())
+}
+
+/// Forward-auth for nginx `auth_request`, Traefik `forwardAuth` and Caddy `forward_auth`.
+#[utoipa::path(get, path = "/api/auth/forward", tag = "verify", params(ForwardQuery),
+    responses((status = 200, description = "Allowed; identity in `X-Gatehouse-*` headers"),
+        (status = 302, description = "Browser navigation without a credential, when `keys.forward_auth_login_url` is set"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn forward(
+    req: HttpRequest,
+    ctx: web::Data<Ctx>,
+    state: web::Data<HttpState>,
+    q: web::Query<ForwardQuery>,
+) -> HttpResponse {
+    let raw = match forward_credential(&req) {
+        Ok(Some(raw)) => raw,
+        Ok(None) => {
+            let login = &ctx.settings.keys.forward_auth_login_url;
+            if !login.is_empty() && is_navigation(&req) {
+                let target = match original_url(&req) {
+                    Some(u) => format!(
+                        "{login}{}rd={}",
+                        if login.contains('?') { '&' } else { '?' },
+                        percent_encode(&u)
+                    ),
+                    None => login.clone(),
+                };
+                return HttpResponse::Found()
+                    .insert_header((header::LOCATION, target))
+                    .finish();
+            }
+            return deny(StatusCode::UNAUTHORIZED, NO_CREDENTIAL, None);
+        }
+        Err(()) => return deny(StatusCode::UNAUTHORIZED, MALFORMED_CREDENTIAL, None),
+    };
+    let ip = state.trusted.client_ip(&req);
+    let blocked = state.limits.address_blocked(ip);
+    let resolved = match resolver::resolve_full(&ctx, &raw, blocked).await {
+        Ok(r) => r,
+        Err(Rejection::Throttled(retry_after)) => {
+            return actix_web::ResponseError::error_response(&Error::RateLimited { retry_after })
+        }
+        Err(Rejection::Failed(e)) if is_server_side(&e) => {
+            return actix_web::ResponseError::error_response(&e)
+        }
+        Err(rejection) => {
+            let _ = state.limits.invalid_attempt(ip);
+            let message = match Error::from(rejection) {
+                Error::MalformedCredential => MALFORMED_CREDENTIAL.to_owned(),
+                other => other.public_message(),
+            };
+            return deny(StatusCode::UNAUTHORIZED, &message, None);
+        }
+    };
+    let info = count(&state, &resolved);
+    if let Some(i) = info.filter(RateLimitInfo::limited) {
+        return deny(
+            StatusCode::TOO_MANY_REQUESTS,
+            crate::error::RATE_LIMITED,
+            Some(&i),
+        );
+    }
+    let p = &resolved.principal;
+    if let Some(m) = q.mode.as_deref() {
+        if m != p.mode.as_str() {
+            return deny(
+                StatusCode::FORBIDDEN,
+                &format!("This resource requires a {m}-mode credential"),
+                info.as_ref(),
+            );
+        }
+    }
+    if let Some(scopes) = q.scope.as_deref() {
+        if !p.scopes.is_empty() {
+            if let Some(missing) = scopes
+                .split(',')
+                .map(str::trim)
+                .find(|s| !s.is_empty() && !p.scopes.iter().any(|have| have == s))
+            {
+                return deny(
+                    StatusCode::FORBIDDEN,
+                    &format!("The credential lacks the scope `{missing}`"),
+                    info.as_ref(),
+                );
+            }
+        }
+    }
+    let mut resp = HttpResponse::Ok().finish();
+    let h = resp.headers_mut();
+    let scopes = p.scopes.join(",");
+    for (name, value) in [
+        ("x-gatehouse-subject", p.subject.as_str()),
+        ("x-gatehouse-tenant", p.tenant_id.as_deref().unwrap_or("")),
+        ("x-gatehouse-kind", p.kind.as_str()),
+        ("x-gatehouse-mode", p.mode.as_str()),
+        ("x-gatehouse-scopes", scopes.as_str()),
+        ("x-gatehouse-user", p.username.as_deref().unwrap_or("")),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    }
+    if let Some(i) = &info {
+        set_rate_limit_headers(h, i);
+    }
+    resp
+}
+
+/// The verify endpoints' part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(verify, forward),
+    components(schemas(VerifyRequest, Verified, NotVerified, RateLimitInfo))
+)]
+pub struct VerifyApi;

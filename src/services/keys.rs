@@ -1,0 +1,827 @@
+//! API keys: create, list, revoke, roll, and the verification hot path with its cache.
+//!
+//! A key is `sk_|pk_` + `live_|test_` + 32 base62 random characters + a 6-character CRC32
+//! checksum; it is stored only as a keyed BLAKE2b-256 hash. Verification checks the format and
+//! checksum first (no database for a typo), then looks the hash up in an in-memory cache
+//! ([`KeyRuntime`]) and only on a miss in SQLite. The verify path never writes to SQLite:
+//! `last_used_at` is buffered in memory and flushed in one transaction every
+//! `keys.last_used_flush_secs` (and at shutdown).
+//!
+//! Revocation is immediate in this process: a revoke commits, then bumps an epoch and drops the
+//! key from the cache; a look-up that raced with it re-checks the epoch after inserting and
+//! drops its own possibly stale entry. Changes made by another process (the CLI) are picked up
+//! by the periodic task, which polls for new revocations, and by the cache TTL.
+//!
+//! `pk_` keys are the agent-API contract's "publicKey": they authenticate exactly like `sk_`
+//! keys; the prefix only records which contract issued them.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use serde::{Serialize, Serializer};
+
+use super::audit::Detail;
+use super::types::{TenantId, Username};
+use super::Ctx;
+use crate::crypto::tokens::{self, SecretToken};
+use crate::error::{Error, Result};
+use crate::store::{self, api_keys::ApiKeyRow};
+
+/// Longest overlap a roll may give the old key: 30 days.
+pub const MAX_ROLL_OVERLAP_SECS: u64 = 30 * 86_400;
+/// The permission that lets a user see and manage every user's keys.
+pub const MANAGE_ALL: &str = "keys.manage_all";
+/// The scope a scoped key needs to manage keys.
+pub const KEYS_SCOPE: &str = "keys";
+
+/// Live or test key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyMode {
+    /// `*_live_`.
+    Live,
+    /// `*_test_`.
+    Test,
+}
+
+impl KeyMode {
+    /// `live` / `test`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyMode::Live => "live",
+            KeyMode::Test => "test",
+        }
+    }
+    /// Parses `live` / `test`.
+    pub fn parse(s: &str) -> Result<KeyMode> {
+        match s {
+            "live" => Ok(KeyMode::Live),
+            "test" => Ok(KeyMode::Test),
+            _ => Err(Error::bad_request("mode must be `live` or `test`")),
+        }
+    }
+}
+
+/// `sk_` (tickets and media-server contracts) or `pk_` (agent-API contract).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// `sk_…`
+    Secret,
+    /// `pk_…`
+    Public,
+}
+
+fn prefix(kind: KeyKind, mode: KeyMode) -> &'static str {
+    match (kind, mode) {
+        (KeyKind::Secret, KeyMode::Live) => "sk_live_",
+        (KeyKind::Secret, KeyMode::Test) => "sk_test_",
+        (KeyKind::Public, KeyMode::Live) => "pk_live_",
+        (KeyKind::Public, KeyMode::Test) => "pk_test_",
+    }
+}
+
+/// Who is managing keys, as the service sees it (built from the caller's principal).
+#[derive(Clone, Debug)]
+pub struct Actor {
+    /// The acting user; `None` for the operator's CLI.
+    pub user_id: Option<i64>,
+    /// May see and manage every user's keys (admins, `keys.manage_all`, the CLI).
+    pub manage_all: bool,
+    /// A test-mode (or live-mode) key sees only keys of its own mode.
+    pub mode: Option<KeyMode>,
+    /// Scopes of the presenting credential (empty: unrestricted).
+    pub scopes: Vec<String>,
+    /// Tenant the credential acts in.
+    pub tenant_id: Option<String>,
+    /// For the audit log.
+    pub label: String,
+}
+
+impl Actor {
+    /// The operator at the command line: may do everything.
+    pub fn operator() -> Actor {
+        Actor {
+            user_id: None,
+            manage_all: true,
+            mode: None,
+            scopes: Vec::new(),
+            tenant_id: None,
+            label: "cli".into(),
+        }
+    }
+
+    fn check_scope(&self) -> Result<()> {
+        if self.scopes.is_empty() || self.scopes.iter().any(|s| s == KEYS_SCOPE) {
+            Ok(())
+        } else {
+            Err(Error::forbidden(format!(
+                "This key lacks the `{KEYS_SCOPE}` scope needed to manage API keys"
+            )))
+        }
+    }
+
+    fn require_manage_all(&self) -> Result<()> {
+        if self.manage_all {
+            Ok(())
+        } else {
+            Err(Error::forbidden(format!(
+                "You do not have permission to perform this action: requires `{MANAGE_ALL}`"
+            )))
+        }
+    }
+
+    fn sees(&self, row: &ApiKeyRow) -> bool {
+        (self.manage_all || self.user_id == Some(row.user_id))
+            && self.mode.is_none_or(|m| m.as_str() == row.mode)
+    }
+}
+
+/// What a listing shows of a key: never the secret.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyView {
+    /// Key id.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// Masked form, e.g. `sk_live_…wxyz`.
+    pub masked: String,
+    /// `live` or `test`.
+    pub mode: String,
+    /// Rate-limit plan.
+    pub plan: String,
+    /// Scopes (empty: the owner's full rights).
+    pub scopes: Vec<String>,
+    /// Owner's id.
+    pub user_id: i64,
+    /// Owner's user name.
+    pub username: String,
+    /// Tenant the key acts in.
+    pub tenant_id: String,
+    /// Creation time (Unix seconds).
+    pub created_at: i64,
+    /// Last use (Unix seconds).
+    pub last_used_at: Option<i64>,
+    /// Expiry (Unix seconds).
+    pub expires_at: Option<i64>,
+    /// Revocation time (Unix seconds).
+    pub revoked_at: Option<i64>,
+}
+
+/// A key just created: the only time the secret is shown.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedKey {
+    /// The key's listing fields.
+    #[serde(flatten)]
+    pub key: KeyView,
+    /// The full key. Shown once; only its hash is stored.
+    #[serde(serialize_with = "expose_secret")]
+    #[schema(value_type = String, example = "sk_live_…")]
+    pub secret: SecretToken,
+}
+
+fn expose_secret<S: Serializer>(t: &SecretToken, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(t.expose())
+}
+
+/// The answer to a roll: the new key, and when the old one stops working.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RolledKey {
+    /// The new key, with its secret.
+    #[serde(flatten)]
+    pub key: CreatedKey,
+    /// The old key's id.
+    pub rolled_from: i64,
+    /// When the old key expires (Unix seconds).
+    pub old_expires_at: i64,
+}
+
+/// A request to create a key.
+#[derive(Debug, Default, Clone)]
+pub struct NewKey {
+    /// Display name.
+    pub name: String,
+    /// Owner, if not the actor (needs `keys.manage_all`).
+    pub user: Option<Username>,
+    /// Live or test; default the actor's mode, else live.
+    pub mode: Option<KeyMode>,
+    /// Plan; default `keys.default_plan`. Another plan needs `keys.manage_all`.
+    pub plan: Option<String>,
+    /// Expiry (Unix seconds).
+    pub expires_at: Option<i64>,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Tenant; default the actor's tenant, else the default tenant.
+    pub tenant: Option<TenantId>,
+    /// `sk_` or `pk_`; `None` means `sk_`.
+    pub kind: Option<KeyKind>,
+}
+
+/// Which keys to list.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    /// Only this user's keys (someone else's needs `keys.manage_all`).
+    pub user: Option<Username>,
+    /// Without `user`: every user's keys if the actor may see them all (else own keys).
+    pub all_users: bool,
+}
+
+/// Why a key was refused.
+#[derive(Debug)]
+pub enum Rejection {
+    /// Wrong shape or checksum: never reached the database.
+    Malformed,
+    /// No such key.
+    Unknown,
+    /// Revoked, or its owner is disabled.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+    /// Not in the cache, and the caller's address may not reach the database now (seconds to wait).
+    Throttled(u64),
+    /// The look-up itself failed.
+    Failed(Error),
+}
+
+impl Rejection {
+    /// The `reason` of a verify answer.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Malformed => "malformed",
+            Rejection::Failed(Error::MalformedCredential) => "malformed",
+            Rejection::Unknown | Rejection::Failed(_) => "unknown",
+            Rejection::Revoked => "revoked",
+            Rejection::Expired => "expired",
+            Rejection::Throttled(_) => "rate_limited",
+        }
+    }
+}
+
+impl From<Rejection> for Error {
+    fn from(r: Rejection) -> Error {
+        match r {
+            Rejection::Malformed => Error::MalformedCredential,
+            Rejection::Unknown => Error::unauthenticated("Invalid API key"),
+            Rejection::Revoked => Error::unauthenticated("API key has been revoked"),
+            Rejection::Expired => Error::unauthenticated("API key has expired"),
+            Rejection::Throttled(retry_after) => Error::RateLimited { retry_after },
+            Rejection::Failed(e) => e,
+        }
+    }
+}
+
+/// Everything the resolver needs about a verified key; shared by cache hits.
+#[derive(Debug)]
+pub struct KeyIdentity {
+    /// Key id.
+    pub key_id: i64,
+    /// Owner.
+    pub user_id: i64,
+    /// Owner's name.
+    pub username: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Live or test.
+    pub mode: KeyMode,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Owner is an administrator.
+    pub is_admin: bool,
+    /// Owner's permissions.
+    pub permissions: Vec<String>,
+    /// Expiry (Unix seconds).
+    pub expires_at: Option<i64>,
+    /// Plan name.
+    pub plan: String,
+}
+
+struct Cached {
+    identity: Arc<KeyIdentity>,
+    cached_at: i64,
+    last_seen: AtomicI64,
+}
+
+/// In-memory state of the key service: the verification cache and the `last_used_at` buffer.
+pub struct KeyRuntime {
+    cache: DashMap<[u8; 32], Cached>,
+    epoch: AtomicU64,
+    pending_last_used: DashMap<i64, i64>,
+    revocations_seen_until: AtomicI64,
+    capacity: usize,
+    ttl: i64,
+}
+
+impl std::fmt::Debug for KeyRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRuntime")
+            .field("cached", &self.cache.len())
+            .finish()
+    }
+}
+
+impl KeyRuntime {
+    /// An empty cache sized from `keys.*`.
+    pub fn new(cfg: &crate::config::KeySettings) -> KeyRuntime {
+        KeyRuntime {
+            cache: DashMap::new(),
+            epoch: AtomicU64::new(0),
+            pending_last_used: DashMap::new(),
+            revocations_seen_until: AtomicI64::new(store::now()),
+            capacity: cfg.cache_capacity,
+            ttl: i64::try_from(cfg.cache_ttl_secs).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Drops keys from the cache by hash (after their revocation committed).
+    pub fn invalidate<'a>(&self, hashes: impl IntoIterator<Item = &'a [u8]>) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        for h in hashes {
+            if let Ok(k) = <[u8; 32]>::try_from(h) {
+                self.cache.remove(&k);
+            }
+        }
+    }
+
+    /// Drops every cached key of a user (disabled, deleted, rights changed).
+    pub fn forget_user(&self, user_id: i64) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache.retain(|_, c| c.identity.user_id != user_id);
+    }
+
+    /// Number of cached keys.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    fn note_use(&self, c: &Cached, now: i64) {
+        if c.last_seen.swap(now, Ordering::Relaxed) < now {
+            self.pending_last_used.insert(c.identity.key_id, now);
+        }
+    }
+
+    fn last_used(&self, id: i64, stored: Option<i64>) -> Option<i64> {
+        let pending = self.pending_last_used.get(&id).map(|v| *v);
+        stored.max(pending)
+    }
+}
+
+fn view(ctx: &Ctx, r: ApiKeyRow) -> KeyView {
+    KeyView {
+        id: r.id,
+        masked: format!("{}…{}", r.prefix, r.last4),
+        last_used_at: ctx.keys.last_used(r.id, r.last_used_at),
+        name: r.name,
+        mode: r.mode,
+        plan: r.plan,
+        scopes: r.scopes,
+        user_id: r.user_id,
+        username: r.username,
+        tenant_id: r.tenant_id,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        revoked_at: r.revoked_at,
+    }
+}
+
+/// Verifies a presented key: format and checksum, then cache, then the database.
+pub async fn verify(ctx: &Ctx, raw: &str) -> Result<Arc<KeyIdentity>, Rejection> {
+    verify_with(ctx, raw, None).await
+}
+
+/// Like [`verify`]; with `db_blocked = Some(wait)` a cache miss is refused as
+/// [`Rejection::Throttled`] instead of reaching the database.
+pub async fn verify_with(
+    ctx: &Ctx,
+    raw: &str,
+    db_blocked: Option<u64>,
+) -> Result<Arc<KeyIdentity>, Rejection> {
+    if !tokens::api_key_well_formed(raw) {
+        return Err(Rejection::Malformed);
+    }
+    let hash = ctx.pepper.hash(raw.as_bytes());
+    let now = store::now();
+    let rt = &ctx.keys;
+    if let Some(c) = rt.cache.get(&hash) {
+        if now - c.cached_at < rt.ttl {
+            if c.identity.expires_at.is_some_and(|e| e <= now) {
+                drop(c);
+                rt.cache.remove(&hash);
+                return Err(Rejection::Expired);
+            }
+            rt.note_use(&c, now);
+            return Ok(c.identity.clone());
+        }
+    }
+    if let Some(wait) = db_blocked {
+        return Err(Rejection::Throttled(wait));
+    }
+    let epoch = rt.epoch.load(Ordering::SeqCst);
+    let found = ctx
+        .db
+        .read(move |c| store::api_keys::by_hash(c, &hash))
+        .await
+        .map_err(Rejection::Failed)?;
+    let Some((row, owner)) = found else {
+        return Err(Rejection::Unknown);
+    };
+    if row.revoked_at.is_some() || owner.disabled {
+        return Err(Rejection::Revoked);
+    }
+    if row.expires_at.is_some_and(|e| e <= now) {
+        return Err(Rejection::Expired);
+    }
+    let identity = Arc::new(KeyIdentity {
+        key_id: row.id,
+        user_id: row.user_id,
+        username: row.username,
+        tenant_id: row.tenant_id,
+        mode: if row.mode == "test" {
+            KeyMode::Test
+        } else {
+            KeyMode::Live
+        },
+        scopes: row.scopes,
+        is_admin: owner.is_admin,
+        permissions: owner.permissions,
+        expires_at: row.expires_at,
+        plan: row.plan,
+    });
+    let entry = Cached {
+        identity: identity.clone(),
+        cached_at: now,
+        last_seen: AtomicI64::new(0),
+    };
+    rt.note_use(&entry, now);
+    if rt.capacity > 0 && rt.cache.len() < rt.capacity {
+        rt.cache.insert(hash, entry);
+        // A revoke that committed while we read would have bumped the epoch: our entry may be
+        // stale, so drop it (the next request reads the database again).
+        if rt.epoch.load(Ordering::SeqCst) != epoch {
+            rt.cache.remove(&hash);
+        }
+    }
+    Ok(identity)
+}
+
+fn check_name(name: &str) -> Result<String> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
+        return Err(Error::bad_request(
+            "name must be 1 to 100 characters without control characters",
+        ));
+    }
+    Ok(n.to_owned())
+}
+
+fn check_scopes(actor: &Actor, scopes: &[String]) -> Result<()> {
+    if scopes.len() > 32 {
+        return Err(Error::bad_request("at most 32 scopes"));
+    }
+    for s in scopes {
+        if s.is_empty()
+            || s.len() > 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".:_-*/".contains(&b))
+        {
+            return Err(Error::bad_request(
+                "each scope must be 1 to 64 characters of letters, digits and . : _ - * /",
+            ));
+        }
+    }
+    if !actor.scopes.is_empty()
+        && (scopes.is_empty() || scopes.iter().any(|s| !actor.scopes.contains(s)))
+    {
+        return Err(Error::forbidden(
+            "A scoped key can only create keys with a subset of its own scopes",
+        ));
+    }
+    Ok(())
+}
+
+async fn resolve_user(ctx: &Ctx, actor: &Actor, user: Option<&Username>) -> Result<i64> {
+    match (user, actor.user_id) {
+        (Some(name), me) => {
+            let u = super::users::by_username(ctx, name).await?;
+            if me != Some(u.id) {
+                actor.require_manage_all()?;
+            }
+            Ok(u.id)
+        }
+        (None, Some(me)) => Ok(me),
+        (None, None) => Err(Error::bad_request("name the user the key is for")),
+    }
+}
+
+/// Creates a key. With `keys.single_active_per_user` the owner's other keys of that mode are
+/// revoked in the same transaction.
+pub async fn create(ctx: &Ctx, actor: &Actor, new: NewKey) -> Result<CreatedKey> {
+    actor.check_scope()?;
+    let name = check_name(&new.name)?;
+    check_scopes(actor, &new.scopes)?;
+    let mode = match (new.mode, actor.mode) {
+        (Some(m), Some(am)) if m != am => {
+            return Err(Error::forbidden(format!(
+                "A {} key can only manage {}-mode keys",
+                am.as_str(),
+                am.as_str()
+            )))
+        }
+        (Some(m), _) | (None, Some(m)) => m,
+        (None, None) => KeyMode::Live,
+    };
+    let default_plan = &ctx.settings.keys.default_plan;
+    let plan = new.plan.clone().unwrap_or_else(|| default_plan.clone());
+    if !ctx.settings.plans.contains_key(&plan) {
+        return Err(Error::bad_request(format!(
+            "unknown plan `{plan}`; configured plans: {}",
+            ctx.settings
+                .plans
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if &plan != default_plan {
+        actor.require_manage_all()?;
+    }
+    let now = store::now();
+    if new.expires_at.is_some_and(|e| e <= now) {
+        return Err(Error::bad_request("expires_at must be in the future"));
+    }
+    let user_id = resolve_user(ctx, actor, new.user.as_ref()).await?;
+    let tenant = match new.tenant.as_ref().map(|t| t.as_str().to_owned()) {
+        Some(t) => Some(t),
+        None if new.user.is_none() => actor.tenant_id.clone(),
+        None => None,
+    };
+    let single = ctx.settings.keys.single_active_per_user;
+    let manage_all = actor.manage_all;
+    let secret = tokens::new_api_key(prefix(new.kind.unwrap_or(KeyKind::Secret), mode));
+    let hash = ctx.pepper.hash(secret.expose().as_bytes());
+    let last4: String = secret.expose()[secret.expose().len() - 4..].to_owned();
+    let key_prefix = prefix(new.kind.unwrap_or(KeyKind::Secret), mode);
+    let scopes = new.scopes.clone();
+    let expires_at = new.expires_at;
+    let (row, revoked) = ctx
+        .db
+        .write(move |tx| {
+            let tenant_id = match tenant {
+                Some(t) => {
+                    if store::tenants::get(tx, &t)?.is_none() {
+                        return Err(Error::not_found("No such tenant"));
+                    }
+                    if !manage_all && store::tenants::role_of(tx, user_id, &t)?.is_none() {
+                        return Err(Error::forbidden("The user is not a member of that tenant"));
+                    }
+                    t
+                }
+                None => {
+                    store::tenants::by_slug(tx, "default")?
+                        .ok_or_else(|| Error::internal("the default tenant is missing"))?
+                        .id
+                }
+            };
+            let revoked = if single {
+                store::api_keys::revoke_all_for_user(tx, user_id, Some(mode.as_str()), None, now)?
+            } else {
+                Vec::new()
+            };
+            let id = store::api_keys::insert(
+                tx,
+                &store::api_keys::NewRow {
+                    key_hash: &hash,
+                    prefix: key_prefix,
+                    last4: &last4,
+                    user_id,
+                    tenant_id: &tenant_id,
+                    mode: mode.as_str(),
+                    plan: &plan,
+                    scopes: &scopes,
+                    name: &name,
+                    expires_at,
+                },
+                now,
+            )?;
+            let row = store::api_keys::get(tx, id)?
+                .ok_or_else(|| Error::internal("inserted key vanished"))?;
+            Ok((row, revoked))
+        })
+        .await?;
+    ctx.keys.invalidate(revoked.iter().map(Vec::as_slice));
+    ctx.audit.record(
+        "api_key.created",
+        true,
+        Detail {
+            actor: Some(actor.label.clone()),
+            tenant_id: Some(row.tenant_id.clone()),
+            detail: Some(format!(
+                "key {} for {} ({}){}",
+                row.id,
+                row.username,
+                row.mode,
+                if revoked.is_empty() {
+                    String::new()
+                } else {
+                    format!("; revoked {} previous", revoked.len())
+                }
+            )),
+            ..Detail::default()
+        },
+    );
+    Ok(CreatedKey {
+        key: view(ctx, row),
+        secret,
+    })
+}
+
+/// Lists the keys the actor may see (live keys only: revoked ones are left out).
+pub async fn list(ctx: &Ctx, actor: &Actor, filter: ListFilter) -> Result<Vec<KeyView>> {
+    actor.check_scope()?;
+    let user_id = match (&filter.user, filter.all_users && actor.manage_all) {
+        (Some(_), _) => Some(resolve_user(ctx, actor, filter.user.as_ref()).await?),
+        (None, true) => None,
+        (None, false) => Some(
+            actor
+                .user_id
+                .ok_or_else(|| Error::bad_request("name the user whose keys to list"))?,
+        ),
+    };
+    let mode = actor.mode.map(KeyMode::as_str);
+    let rows = ctx
+        .db
+        .read(move |c| store::api_keys::list(c, user_id, mode, false, 10_000))
+        .await?;
+    Ok(rows.into_iter().map(|r| view(ctx, r)).collect())
+}
+
+async fn visible(ctx: &Ctx, actor: &Actor, id: i64) -> Result<ApiKeyRow> {
+    let row = ctx.db.read(move |c| store::api_keys::get(c, id)).await?;
+    match row {
+        Some(r) if actor.sees(&r) => Ok(r),
+        _ => Err(Error::not_found("No such API key")),
+    }
+}
+
+/// Revokes a key now. Revoking a revoked key again succeeds and changes nothing.
+pub async fn revoke(ctx: &Ctx, actor: &Actor, id: i64) -> Result<KeyView> {
+    actor.check_scope()?;
+    let row = visible(ctx, actor, id).await?;
+    let now = store::now();
+    let (hash, row) = ctx
+        .db
+        .write(move |tx| {
+            let h = store::api_keys::revoke(tx, id, now)?;
+            Ok((h, store::api_keys::get(tx, id)?.unwrap_or(row)))
+        })
+        .await?;
+    if let Some(h) = &hash {
+        ctx.keys.invalidate([h.as_slice()]);
+        ctx.audit.record(
+            "api_key.revoked",
+            true,
+            Detail {
+                actor: Some(actor.label.clone()),
+                tenant_id: Some(row.tenant_id.clone()),
+                detail: Some(format!("key {} of {}", row.id, row.username)),
+                ..Detail::default()
+            },
+        );
+    }
+    Ok(view(ctx, row))
+}
+
+/// Issues a new key like `id` (same owner, tenant, mode, plan, scopes, name) and lets the old
+/// one live `expire_old_in` more seconds (0: it stops now).
+pub async fn roll(ctx: &Ctx, actor: &Actor, id: i64, expire_old_in: u64) -> Result<RolledKey> {
+    actor.check_scope()?;
+    if expire_old_in > MAX_ROLL_OVERLAP_SECS {
+        return Err(Error::bad_request(format!(
+            "expire_old_in must be 0 to {MAX_ROLL_OVERLAP_SECS} seconds"
+        )));
+    }
+    let old = visible(ctx, actor, id).await?;
+    let now = store::now();
+    if old.revoked_at.is_some() || old.expires_at.is_some_and(|e| e <= now) {
+        return Err(Error::Conflict(
+            "That key is revoked or expired; create a new one instead".into(),
+        ));
+    }
+    let kind = if old.prefix.starts_with("pk_") {
+        KeyKind::Public
+    } else {
+        KeyKind::Secret
+    };
+    let mode = KeyMode::parse(&old.mode)?;
+    let secret = tokens::new_api_key(prefix(kind, mode));
+    let hash = ctx.pepper.hash(secret.expose().as_bytes());
+    let last4: String = secret.expose()[secret.expose().len() - 4..].to_owned();
+    let old_expires =
+        (now + i64::try_from(expire_old_in).unwrap_or(0)).min(old.expires_at.unwrap_or(i64::MAX));
+    let o = old.clone();
+    let (row, old_hash) = ctx
+        .db
+        .write(move |tx| {
+            let old_hash = store::api_keys::expire_at(tx, o.id, old_expires)?
+                .ok_or_else(|| Error::Conflict("That key was revoked meanwhile".into()))?;
+            let new_id = store::api_keys::insert(
+                tx,
+                &store::api_keys::NewRow {
+                    key_hash: &hash,
+                    prefix: &o.prefix,
+                    last4: &last4,
+                    user_id: o.user_id,
+                    tenant_id: &o.tenant_id,
+                    mode: &o.mode,
+                    plan: &o.plan,
+                    scopes: &o.scopes,
+                    name: &o.name,
+                    expires_at: o.expires_at,
+                },
+                now,
+            )?;
+            let row = store::api_keys::get(tx, new_id)?
+                .ok_or_else(|| Error::internal("inserted key vanished"))?;
+            Ok((row, old_hash))
+        })
+        .await?;
+    ctx.keys.invalidate([old_hash.as_slice()]);
+    ctx.audit.record(
+        "api_key.rolled",
+        true,
+        Detail {
+            actor: Some(actor.label.clone()),
+            tenant_id: Some(row.tenant_id.clone()),
+            detail: Some(format!(
+                "key {} replaced by {}; old expires at {old_expires}",
+                old.id, row.id
+            )),
+            ..Detail::default()
+        },
+    );
+    Ok(RolledKey {
+        key: CreatedKey {
+            key: view(ctx, row),
+            secret,
+        },
+        rolled_from: old.id,
+        old_expires_at: old_expires,
+    })
+}
+
+/// Writes buffered `last_used_at` values and picks up revocations made by other processes.
+pub async fn flush(ctx: &Ctx) -> Result<()> {
+    let rt = &ctx.keys;
+    let ids: Vec<i64> = rt.pending_last_used.iter().map(|e| *e.key()).collect();
+    let uses: Vec<(i64, i64)> = ids
+        .into_iter()
+        .filter_map(|id| rt.pending_last_used.remove(&id))
+        .collect();
+    if !uses.is_empty() {
+        let batch = uses.clone();
+        if let Err(e) = ctx
+            .db
+            .write(move |tx| store::api_keys::touch_last_used(tx, &batch))
+            .await
+        {
+            for (id, at) in uses {
+                rt.pending_last_used
+                    .entry(id)
+                    .and_modify(|v| *v = (*v).max(at))
+                    .or_insert(at);
+            }
+            return Err(e);
+        }
+    }
+    let since = rt.revocations_seen_until.load(Ordering::Relaxed);
+    let now = store::now();
+    let hashes = ctx
+        .db
+        .read(move |c| store::api_keys::revoked_since(c, since))
+        .await?;
+    if !hashes.is_empty() {
+        rt.invalidate(hashes.iter().map(Vec::as_slice));
+    }
+    // Overlap one second: a revoke in the same second as the last poll is seen twice, never missed.
+    rt.revocations_seen_until.store(now - 1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Starts the periodic flush; it ends by itself when the context is dropped.
+pub fn start_flusher(ctx: &Arc<Ctx>) {
+    let weak: Weak<Ctx> = Arc::downgrade(ctx);
+    let every = Duration::from_secs(ctx.settings.keys.last_used_flush_secs.max(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(ctx) = weak.upgrade() else { break };
+            if let Err(e) = flush(&ctx).await {
+                tracing::warn!(error = %e, "flushing API key last-used times failed");
+            }
+        }
+    });
+}

@@ -1,0 +1,251 @@
+//! SQL for the `api_keys` table.
+//!
+//! A key is stored only as its keyed hash (`key_hash`); `prefix` and `last4` exist to show the
+//! masked form. Look-ups on the hot path go by hash through the unique index and join the owner,
+//! so one read answers "who is this, are they still allowed".
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::error::{Error, Result};
+
+/// A stored API key (never the secret).
+#[derive(Clone, Debug)]
+pub struct ApiKeyRow {
+    /// Numeric id.
+    pub id: i64,
+    /// `sk_live_`, `sk_test_`, `pk_live_` or `pk_test_`.
+    pub prefix: String,
+    /// Last four characters of the key, for the masked form.
+    pub last4: String,
+    /// Owner.
+    pub user_id: i64,
+    /// Owner's user name.
+    pub username: String,
+    /// Tenant the key acts in.
+    pub tenant_id: String,
+    /// `live` or `test`.
+    pub mode: String,
+    /// Rate-limit plan name.
+    pub plan: String,
+    /// Scopes (empty: the owner's full rights).
+    pub scopes: Vec<String>,
+    /// Display name.
+    pub name: String,
+    /// Creation time (Unix seconds).
+    pub created_at: i64,
+    /// Expiry (Unix seconds), if any.
+    pub expires_at: Option<i64>,
+    /// Revocation time (Unix seconds), if revoked.
+    pub revoked_at: Option<i64>,
+    /// Last use as last flushed (Unix seconds).
+    pub last_used_at: Option<i64>,
+}
+
+/// The owner facts the resolver needs beside the key row.
+#[derive(Clone, Debug)]
+pub struct Owner {
+    /// Administrator.
+    pub is_admin: bool,
+    /// Named permissions.
+    pub permissions: Vec<String>,
+    /// Disabled users' keys do not work.
+    pub disabled: bool,
+}
+
+/// What a new key row holds.
+#[derive(Debug)]
+pub struct NewRow<'a> {
+    /// Keyed hash of the key.
+    pub key_hash: &'a [u8],
+    /// Key prefix.
+    pub prefix: &'a str,
+    /// Last four characters.
+    pub last4: &'a str,
+    /// Owner.
+    pub user_id: i64,
+    /// Tenant.
+    pub tenant_id: &'a str,
+    /// `live` / `test`.
+    pub mode: &'a str,
+    /// Plan name.
+    pub plan: &'a str,
+    /// Scopes.
+    pub scopes: &'a [String],
+    /// Display name.
+    pub name: &'a str,
+    /// Optional expiry.
+    pub expires_at: Option<i64>,
+}
+
+const COLUMNS: &str = "k.id, k.prefix, k.last4, k.user_id, u.username, k.tenant_id, k.mode, \
+     k.plan, k.scopes, k.name, k.created_at, k.expires_at, k.revoked_at, k.last_used_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
+    let scopes: String = r.get(8)?;
+    Ok(ApiKeyRow {
+        id: r.get(0)?,
+        prefix: r.get(1)?,
+        last4: r.get(2)?,
+        user_id: r.get(3)?,
+        username: r.get(4)?,
+        tenant_id: r.get(5)?,
+        mode: r.get(6)?,
+        plan: r.get(7)?,
+        scopes: serde_json::from_str(&scopes).unwrap_or_default(),
+        name: r.get(9)?,
+        created_at: r.get(10)?,
+        expires_at: r.get(11)?,
+        revoked_at: r.get(12)?,
+        last_used_at: r.get(13)?,
+    })
+}
+
+/// Inserts a key and returns its id.
+pub fn insert(c: &Connection, new: &NewRow<'_>, now: i64) -> Result<i64> {
+    let scopes = serde_json::to_string(new.scopes).map_err(Error::internal)?;
+    let res = c.execute(
+        "INSERT INTO api_keys (key_hash, prefix, last4, user_id, tenant_id, mode, plan, scopes,
+                               name, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            new.key_hash,
+            new.prefix,
+            new.last4,
+            new.user_id,
+            new.tenant_id,
+            new.mode,
+            new.plan,
+            scopes,
+            new.name,
+            now,
+            new.expires_at
+        ],
+    );
+    match res {
+        Ok(_) => Ok(c.last_insert_rowid()),
+        Err(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(Error::bad_request(
+                "the user or tenant of the key does not exist",
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A key and its owner, by keyed hash (the verification look-up).
+pub fn by_hash(c: &Connection, hash: &[u8]) -> Result<Option<(ApiKeyRow, Owner)>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {COLUMNS}, u.is_admin, u.permissions, u.disabled
+         FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1"
+    ))?;
+    Ok(st
+        .query_row([hash], |r| {
+            let perms: String = r.get(15)?;
+            Ok((
+                from_row(r)?,
+                Owner {
+                    is_admin: r.get(14)?,
+                    permissions: serde_json::from_str(&perms).unwrap_or_default(),
+                    disabled: r.get(16)?,
+                },
+            ))
+        })
+        .optional()?)
+}
+
+/// A key by id.
+pub fn get(c: &Connection, id: i64) -> Result<Option<ApiKeyRow>> {
+    Ok(c.query_row(
+        &format!(
+            "SELECT {COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1"
+        ),
+        [id],
+        from_row,
+    )
+    .optional()?)
+}
+
+/// Keys, newest first; `user_id` and `mode` narrow the list when given.
+pub fn list(
+    c: &Connection,
+    user_id: Option<i64>,
+    mode: Option<&str>,
+    include_revoked: bool,
+    limit: i64,
+) -> Result<Vec<ApiKeyRow>> {
+    let mut st = c.prepare(&format!(
+        "SELECT {COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id
+         WHERE (?1 IS NULL OR k.user_id = ?1) AND (?2 IS NULL OR k.mode = ?2)
+           AND (?3 OR k.revoked_at IS NULL)
+         ORDER BY k.id DESC LIMIT ?4"
+    ))?;
+    let rows = st.query_map(params![user_id, mode, include_revoked, limit], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Revokes a key now; returns its hash (for the verification cache) if it was live.
+pub fn revoke(c: &Connection, id: i64, now: i64) -> Result<Option<Vec<u8>>> {
+    Ok(c.query_row(
+        "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL
+         RETURNING key_hash",
+        params![id, now],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+/// Revokes every live key of a user (of one mode if given, except one id); returns their hashes.
+pub fn revoke_all_for_user(
+    c: &Connection,
+    user_id: i64,
+    mode: Option<&str>,
+    except_id: Option<i64>,
+    now: i64,
+) -> Result<Vec<Vec<u8>>> {
+    let mut st = c.prepare(
+        "UPDATE api_keys SET revoked_at = ?4
+         WHERE user_id = ?1 AND (?2 IS NULL OR mode = ?2) AND (?3 IS NULL OR id <> ?3)
+           AND revoked_at IS NULL
+         RETURNING key_hash",
+    )?;
+    let rows = st.query_map(params![user_id, mode, except_id, now], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Moves a key's expiry earlier to `at` (never later); returns its hash.
+pub fn expire_at(c: &Connection, id: i64, at: i64) -> Result<Option<Vec<u8>>> {
+    Ok(c.query_row(
+        "UPDATE api_keys SET expires_at = min(coalesce(expires_at, ?2), ?2)
+         WHERE id = ?1 AND revoked_at IS NULL RETURNING key_hash",
+        params![id, at],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+/// Hashes of every key of a user (to drop them from the verification cache).
+pub fn hashes_of_user(c: &Connection, user_id: i64) -> Result<Vec<Vec<u8>>> {
+    let mut st = c.prepare("SELECT key_hash FROM api_keys WHERE user_id = ?1")?;
+    let rows = st.query_map([user_id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Hashes of keys revoked at or after `since` (revocations made by another process).
+pub fn revoked_since(c: &Connection, since: i64) -> Result<Vec<Vec<u8>>> {
+    let mut st = c.prepare_cached("SELECT key_hash FROM api_keys WHERE revoked_at >= ?1")?;
+    let rows = st.query_map([since], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Writes buffered `last_used_at` values (never moving one backwards).
+pub fn touch_last_used(c: &Connection, uses: &[(i64, i64)]) -> Result<()> {
+    let mut st = c.prepare_cached(
+        "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE id = ?1",
+    )?;
+    for (id, at) in uses {
+        st.execute(params![id, at])?;
+    }
+    Ok(())
+}

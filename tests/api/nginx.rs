@@ -1,0 +1,196 @@
+//! Behind a real nginx: `auth_request` to Gatehouse's forward-auth lets a valid key through to
+//! a small upstream and stops a revoked one.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::*;
+use crate::keys::user_with_key;
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An upstream that answers 200 and echoes the identity header nginx passed on.
+fn start_upstream() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut subject = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line
+                    .to_ascii_lowercase()
+                    .strip_prefix("x-gatehouse-subject:")
+                {
+                    subject = v.trim().to_owned();
+                }
+            }
+            let body = format!("upstream ok; subject={subject}");
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_nginx(dir: &std::path::Path, listen: u16, upstream: u16, gatehouse: u16) -> Nginx {
+    let d = dir.display();
+    let conf = format!(
+        r#"
+user root root;
+worker_processes 1;
+error_log {d}/error.log warn;
+pid {d}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{listen};
+        location / {{
+            auth_request /_gatehouse;
+            auth_request_set $gh_subject $upstream_http_x_gatehouse_subject;
+            proxy_set_header X-Gatehouse-Subject $gh_subject;
+            proxy_pass http://127.0.0.1:{upstream};
+        }}
+        location = /_gatehouse {{
+            internal;
+            proxy_pass http://127.0.0.1:{gatehouse}/api/auth/forward;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URI $request_uri;
+        }}
+    }}
+}}
+"#
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new(NGINX)
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&path)
+        .arg("-g")
+        .arg("daemon off;")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start nginx");
+    Nginx(child)
+}
+
+#[tokio::test]
+async fn nginx_auth_request_lets_valid_keys_through_and_stops_revoked_ones() {
+    if !std::path::Path::new(NGINX).exists() {
+        panic!("nginx is required at {NGINX} (Debian package nginx-light)");
+    }
+    let app = spawn().await;
+    let (uid, k) = user_with_key(&app, "alice").await;
+    let upstream = start_upstream();
+    let listen = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let _nginx = start_nginx(dir.path(), listen, upstream, app.port);
+    let url = format!("http://127.0.0.1:{listen}/inbox");
+    let mut up = false;
+    for _ in 0..100 {
+        if app.client.get(&url).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        up,
+        "nginx did not start: {:?}",
+        std::fs::read_to_string(dir.path().join("error.log"))
+    );
+
+    let r = app
+        .client
+        .get(&url)
+        .header("x-api-key", &k)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("upstream ok; subject=user:{uid}")
+    );
+    // The app's own Authorization header passes through while X-API-Key authenticates.
+    let r = app
+        .client
+        .get(&url)
+        .header("x-api-key", &k)
+        .header("authorization", "Basic dXNlcjpwdw==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app.client.get(&url).bearer_auth(&k).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    let list: Value = app
+        .client
+        .get(app.url("/v1/api-keys"))
+        .bearer_auth(&k)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = list["data"][0]["id"].as_i64().unwrap();
+    let r = app
+        .client
+        .delete(app.url(&format!("/v1/api-keys/{id}")))
+        .bearer_auth(&k)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .client
+        .get(&url)
+        .header("x-api-key", &k)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a revoked key got through nginx");
+}

@@ -1,0 +1,320 @@
+//! `POST /api/verify` and `GET /api/auth/forward`: verdicts, reasons, immediate revocation with
+//! a warm cache, shared quota, per-address throttling, identity headers, redirects.
+
+use std::time::Duration;
+
+use gatehouse::services::keys::KeyMode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::keys::{new_key, typo, user_with_key};
+
+async fn verify(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/verify"))
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn reason(app: &TestApp, token: &str) -> String {
+    let r = verify(app, token).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["valid"], false, "{v}");
+    v["reason"].as_str().unwrap().to_owned()
+}
+
+async fn forward(app: &TestApp, headers: &[(&str, &str)], query: &str) -> reqwest::Response {
+    let mut req = app
+        .client
+        .get(app.url(&format!("/api/auth/forward{query}")));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn verify_valid_key_answers_principal_scopes_and_quota() {
+    let app = spawn().await;
+    let uid = app.create_user("alice", STRONG_PASSWORD, false).await;
+    let exp = gatehouse::store::now() + 3_600;
+    let k = new_key(&app, "alice", |n| {
+        n.scopes = vec!["tickets:read".into(), "tickets:write".into()];
+        n.expires_at = Some(exp);
+    })
+    .await;
+    let r = verify(&app, &k).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-ratelimit-limit"), "100");
+    assert_eq!(header(&r, "x-ratelimit-remaining"), "99");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["kind"], "api_key");
+    assert_eq!(v["subject"], format!("user:{uid}"));
+    assert_eq!(v["user_id"], uid);
+    assert_eq!(v["username"], "alice");
+    assert_eq!(v["mode"], "live");
+    assert_eq!(v["scopes"], json!(["tickets:read", "tickets:write"]));
+    assert_eq!(v["expires_at"], exp);
+    assert!(v["tenant_id"].as_str().unwrap().starts_with("ten_"));
+    assert_eq!(v["ratelimit"]["limit"], 100);
+    assert_eq!(v["ratelimit"]["remaining"], 99);
+    assert!(v["ratelimit"]["reset"].as_u64().unwrap() >= gatehouse::store::now() as u64);
+    // Cached second answer is the same principal, one less in quota.
+    let v: Value = verify(&app, &k).await.json().await.unwrap();
+    assert_eq!(v["ratelimit"]["remaining"], 98);
+    assert_eq!(v["username"], "alice");
+    // A scoped key without the `keys` scope cannot manage keys.
+    let r = app
+        .client
+        .get(app.url("/v1/api-keys"))
+        .bearer_auth(&k)
+        .send()
+        .await
+        .unwrap();
+    assert!(error_message(r, 403).await.contains("`keys` scope"));
+}
+
+#[tokio::test]
+async fn verify_reasons_and_immediate_revocation_with_a_warm_cache() {
+    let app = spawn().await;
+    let (_, k) = user_with_key(&app, "alice").await;
+    assert_eq!(reason(&app, &typo(&k)).await, "malformed");
+    assert_eq!(reason(&app, &k[..20]).await, "malformed");
+    assert_eq!(reason(&app, "hello").await, "malformed");
+    assert_eq!(reason(&app, "").await, "malformed");
+    let unknown = gatehouse::crypto::tokens::new_api_key("pk_test_");
+    assert_eq!(reason(&app, unknown.expose()).await, "unknown");
+
+    let other = new_key(&app, "alice", |_| {}).await;
+    // Warm the cache, then revoke over HTTP: the very next check refuses.
+    for _ in 0..3 {
+        let v: Value = verify(&app, &other).await.json().await.unwrap();
+        assert_eq!(v["valid"], true);
+    }
+    assert!(app.ctx.keys.cached() >= 1);
+    let list: Value = app
+        .client
+        .get(app.url("/v1/api-keys"))
+        .bearer_auth(&k)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = list["data"][0]["id"].as_i64().unwrap();
+    let r = app
+        .client
+        .delete(app.url(&format!("/v1/api-keys/{id}")))
+        .bearer_auth(&k)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(reason(&app, &other).await, "revoked");
+    let r = forward(&app, &[("x-api-key", &other)], "").await;
+    assert_eq!(error_message(r, 401).await, "API key has been revoked");
+
+    // Expired: roll with no overlap while cached.
+    let v: Value = verify(&app, &k).await.json().await.unwrap();
+    assert_eq!(v["valid"], true);
+    let own_id = v["credential_id"].as_str().unwrap().to_owned();
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/api-keys/{own_id}/roll")))
+        .bearer_auth(&k)
+        .json(&json!({"expire_old_in": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(reason(&app, &k).await, "expired");
+
+    // Missing or mistyped body.
+    let r = app
+        .client
+        .post(app.url("/api/verify"))
+        .json(&json!({"tok": "x"}))
+        .send()
+        .await
+        .unwrap();
+    error_message(r, 400).await;
+}
+
+#[tokio::test]
+async fn quota_is_shared_by_endpoints_verify_and_forward() {
+    let app = spawn_with(|s| s.plans.get_mut("free").unwrap().requests_per_hour = 4).await;
+    let (_, k) = user_with_key(&app, "alice").await;
+    let r = app
+        .client
+        .get(app.url("/keys"))
+        .bearer_auth(&k)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "x-ratelimit-remaining"), "3");
+    assert_eq!(verify(&app, &k).await.status(), 200);
+    let r = forward(&app, &[("x-api-key", &k)], "").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-ratelimit-remaining"), "1");
+    assert_eq!(verify(&app, &k).await.status(), 200);
+    let r = verify(&app, &k).await;
+    assert_eq!(r.status(), 429);
+    assert!(!header(&r, "retry-after").is_empty());
+    assert_eq!(header(&r, "x-ratelimit-remaining"), "0");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["reason"], "rate_limited");
+    assert_eq!(v["ratelimit"]["remaining"], 0);
+    let r = forward(&app, &[("x-api-key", &k)], "").await;
+    assert_eq!(header(&r, "x-ratelimit-limit"), "4");
+    assert_eq!(error_message(r, 429).await, "Rate limit exceeded");
+}
+
+#[tokio::test]
+async fn invalid_attempts_are_throttled_per_address_without_blocking_cached_keys() {
+    let app = spawn_with(|s| s.keys.invalid_attempts_per_minute = 3).await;
+    let (_, k) = user_with_key(&app, "alice").await;
+    let fresh = new_key(&app, "alice", |_| {}).await;
+    assert_eq!(verify(&app, &k).await.status(), 200); // cached now
+    for _ in 0..4 {
+        let unknown = gatehouse::crypto::tokens::new_api_key("sk_live_");
+        assert_eq!(reason(&app, unknown.expose()).await, "unknown");
+    }
+    // Over budget: nothing new reaches the database …
+    let unknown = gatehouse::crypto::tokens::new_api_key("sk_live_");
+    let r = verify(&app, unknown.expose()).await;
+    assert!(!header(&r, "retry-after").is_empty());
+    assert_eq!(error_message(r, 429).await, "Rate limit exceeded");
+    let r = verify(&app, &fresh).await;
+    error_message(r, 429).await;
+    let r = forward(&app, &[("x-api-key", &fresh)], "").await;
+    error_message(r, 429).await;
+    // … but a key the cache knows still works.
+    let v: Value = verify(&app, &k).await.json().await.unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(forward(&app, &[("x-api-key", &k)], "").await.status(), 200);
+}
+
+#[tokio::test]
+async fn forward_auth_identity_headers_and_failures() {
+    let app = spawn().await;
+    let uid = app.create_user("alice", STRONG_PASSWORD, false).await;
+    let k = new_key(&app, "alice", |n| n.scopes = vec!["a".into(), "b".into()]).await;
+    let bearer = format!("Bearer {k}");
+    let apikey = format!("ApiKey {k}");
+    for h in [
+        ("x-api-key", k.as_str()),
+        ("authorization", bearer.as_str()),
+        ("authorization", apikey.as_str()),
+    ] {
+        let r = forward(&app, &[h], "").await;
+        assert_eq!(r.status(), 200, "{h:?}");
+        assert_eq!(header(&r, "x-gatehouse-subject"), format!("user:{uid}"));
+        assert_eq!(header(&r, "x-gatehouse-kind"), "api_key");
+        assert_eq!(header(&r, "x-gatehouse-mode"), "live");
+        assert_eq!(header(&r, "x-gatehouse-scopes"), "a,b");
+        assert!(header(&r, "x-gatehouse-tenant").starts_with("ten_"));
+        assert_eq!(header(&r, "x-ratelimit-limit"), "100");
+    }
+    // X-API-Key wins, so the app's own Authorization header passes through untouched.
+    let r = forward(
+        &app,
+        &[("authorization", "Bearer app-own-token"), ("x-api-key", &k)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = forward(
+        &app,
+        &[("authorization", "Basic dXNlcjpwdw=="), ("x-api-key", &k)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // Requirements from the proxy config.
+    assert_eq!(
+        forward(&app, &[("x-api-key", &k)], "?scope=a")
+            .await
+            .status(),
+        200
+    );
+    let r = forward(&app, &[("x-api-key", &k)], "?scope=a,c").await;
+    assert!(!header(&r, "x-ratelimit-remaining").is_empty());
+    assert!(error_message(r, 403).await.contains("`c`"));
+    let r = forward(&app, &[("x-api-key", &k)], "?mode=test").await;
+    error_message(r, 403).await;
+    let t = new_key(&app, "alice", |n| n.mode = Some(KeyMode::Test)).await;
+    let r = forward(&app, &[("x-api-key", &t)], "?mode=test").await;
+    assert_eq!(header(&r, "x-gatehouse-mode"), "test");
+    // Failures: all 401 (a proxy passes only 401 and 403 on).
+    let r = forward(&app, &[], "").await;
+    assert_eq!(error_message(r, 401).await, "No Bearer token provided");
+    let r = forward(&app, &[("x-api-key", &typo(&k))], "").await;
+    assert_eq!(
+        error_message(r, 401).await,
+        "Failed to verify api_key or token"
+    );
+    let unknown = gatehouse::crypto::tokens::new_api_key("sk_live_");
+    let r = forward(&app, &[("x-api-key", unknown.expose())], "").await;
+    assert_eq!(error_message(r, 401).await, "Invalid API key");
+    // No redirect configured: a navigation gets 401 too.
+    let r = forward(&app, &[("sec-fetch-mode", "navigate")], "").await;
+    error_message(r, 401).await;
+}
+
+#[tokio::test]
+async fn forward_auth_redirects_page_navigations_only() {
+    let app =
+        spawn_with(|s| s.keys.forward_auth_login_url = "https://auth.example.com/login".into())
+            .await;
+    let nav = [
+        ("sec-fetch-mode", "navigate"),
+        ("accept", "text/html,application/xhtml+xml"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "app.example.com"),
+        ("x-forwarded-uri", "/inbox?page=2"),
+    ];
+    let r = forward(&app, &nav, "").await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        header(&r, "location"),
+        "https://auth.example.com/login?rd=https%3A//app.example.com/inbox%3Fpage%3D2"
+    );
+    // fetch / XHR never get a redirect.
+    let r = forward(&app, &[("sec-fetch-mode", "cors")], "").await;
+    error_message(r, 401).await;
+    let r = forward(
+        &app,
+        &[
+            ("sec-fetch-mode", "navigate"),
+            ("accept", "application/json"),
+        ],
+        "",
+    )
+    .await;
+    error_message(r, 401).await;
+    let r = forward(&app, &[], "").await;
+    error_message(r, 401).await;
+    // With a credential, navigation is judged like anything else.
+    let (_, k) = user_with_key(&app, "alice").await;
+    let r = forward(
+        &app,
+        &[("sec-fetch-mode", "navigate"), ("x-api-key", &k)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
