@@ -613,6 +613,12 @@ fn print_sandbox(ctx: &Ctx, s: &services::dev::Sandbox) {
         None => println!("  password:     (set on the first run; reset with `gatehouse user passwd admin --password-stdin`)"),
     }
     println!("  demo tenant:  {}", s.tenant_id);
+    if let Some(k) = &s.tenant_private_key {
+        println!("  tenant key:   {k}   (shown once; sign in at {url}/login with it)");
+    }
+    for k in &s.api_keys {
+        println!("  API key:      {k}");
+    }
     println!(
         "  mail outbox:  {}",
         ctx.settings.data_dir.join("outbox").display()

@@ -12,11 +12,20 @@ use crate::error::Result;
 use crate::store::audit::AuditEvent;
 use crate::store::{self, Db};
 
-/// Handle for recording events.
-#[derive(Debug)]
+/// Handle for recording events; clones share the one writer thread.
+#[derive(Debug, Clone)]
 pub struct AuditLog {
-    tx: Mutex<mpsc::Sender<AuditEvent>>,
+    tx: std::sync::Arc<Mutex<mpsc::Sender<Msg>>>,
     db: Db,
+}
+
+/// What the writer thread receives.
+#[derive(Debug)]
+enum Msg {
+    /// An event to append.
+    Event(AuditEvent),
+    /// Answer once everything sent before this is written.
+    Flush(mpsc::Sender<()>),
 }
 
 /// Optional fields of an event.
@@ -35,23 +44,33 @@ pub struct Detail {
 impl AuditLog {
     /// Starts the writer thread.
     pub fn new(db: Db) -> AuditLog {
-        let (tx, rx) = mpsc::channel::<AuditEvent>();
+        let (tx, rx) = mpsc::channel::<Msg>();
         let writer = db.clone();
         let spawned = std::thread::Builder::new()
             .name("gatehouse-audit".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    while let Ok(more) = rx.try_recv() {
-                        batch.push(more);
-                        if batch.len() >= 1_000 {
-                            break;
+                    let mut batch = Vec::new();
+                    let mut waiting = Vec::new();
+                    let mut next = Some(first);
+                    while let Some(msg) = next.take() {
+                        match msg {
+                            Msg::Event(e) => batch.push(e),
+                            Msg::Flush(done) => waiting.push(done),
+                        }
+                        if batch.len() < 1_000 {
+                            next = rx.try_recv().ok();
                         }
                     }
-                    if let Err(e) =
-                        writer.write_blocking(|tx| store::audit::insert_many(tx, &batch))
-                    {
-                        tracing::error!(error = %e, lost = batch.len(), "audit events not written");
+                    if !batch.is_empty() {
+                        if let Err(e) =
+                            writer.write_blocking(|tx| store::audit::insert_many(tx, &batch))
+                        {
+                            tracing::error!(error = %e, lost = batch.len(), "audit events not written");
+                        }
+                    }
+                    for done in waiting {
+                        let _ = done.send(());
                     }
                 }
             });
@@ -59,7 +78,7 @@ impl AuditLog {
             tracing::error!(error = %e, "audit writer thread did not start");
         }
         AuditLog {
-            tx: Mutex::new(tx),
+            tx: std::sync::Arc::new(Mutex::new(tx)),
             db,
         }
     }
@@ -79,7 +98,21 @@ impl AuditLog {
         tracing::info!(target: "audit", event = %ev.event, outcome = %ev.outcome,
             actor = ev.actor.as_deref().unwrap_or("-"), ip = ev.ip.as_deref().unwrap_or("-"));
         if let Ok(tx) = self.tx.lock() {
-            let _ = tx.send(ev);
+            let _ = tx.send(Msg::Event(ev));
+        }
+    }
+
+    /// Blocks until every event recorded so far is written (before a CLI command exits, and
+    /// at server shutdown). Gives up after five seconds.
+    pub fn flush(&self) {
+        let (done_tx, done_rx) = mpsc::channel();
+        let sent = self
+            .tx
+            .lock()
+            .map(|tx| tx.send(Msg::Flush(done_tx)).is_ok())
+            .unwrap_or(false);
+        if sent {
+            let _ = done_rx.recv_timeout(std::time::Duration::from_secs(5));
         }
     }
 

@@ -101,9 +101,18 @@ impl Ctx {
     }
 }
 
+impl Drop for Ctx {
+    /// The last handle going away (a CLI command ending) writes the audit events still queued.
+    fn drop(&mut self) {
+        self.audit.flush();
+    }
+}
+
 /// Flushes what services buffer in memory; called once the server has drained.
 pub async fn shutdown(ctx: &Ctx) {
     if let Err(e) = keys::flush(ctx).await {
         tracing::warn!(error = %e, "flushing API key last-used times at shutdown failed");
     }
+    let audit_ctx = ctx.audit.clone();
+    let _ = tokio::task::spawn_blocking(move || audit_ctx.flush()).await;
 }

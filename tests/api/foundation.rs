@@ -678,9 +678,37 @@ async fn dev_sandbox_seeds_an_admin_and_demo_tenant_once() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    let printed = std::fs::read_to_string(&out_path).unwrap();
+    // The printed API keys work, in the demo tenant, live and test.
+    let keys: Vec<&str> = printed
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("API key:"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(keys.len(), 2, "{printed}");
+    for (key, mode) in keys.iter().zip(["live", "test"]) {
+        let v: serde_json::Value = client
+            .post(format!("http://127.0.0.1:{port}/api/verify"))
+            .json(&serde_json::json!({ "token": key }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["valid"], true, "{v}");
+        assert_eq!(v["mode"], mode, "{v}");
+    }
+    let tsk = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tenant key:"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    assert!(tsk.starts_with("tsk_") && tsk.len() == 47, "{tsk}");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
-    let printed = std::fs::read_to_string(&out_path).unwrap();
     assert!(printed.contains("admin user:   admin"), "{printed}");
     let pw = printed
         .lines()
@@ -844,4 +872,29 @@ async fn sigterm_drains_in_flight_requests() {
     assert!(server.terminate().success(), "clean exit after draining");
     // Once stopped, nothing listens any more.
     assert!(c.get(format!("{addr}/healthz")).send().await.is_err());
+}
+
+#[test]
+fn cli_commands_write_their_audit_events_before_exiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user_cli(&data, "audited", false);
+    assert!(cli(&data)
+        .args(["user", "disable", "audited"])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let conn = rusqlite::Connection::open(data.join("gatehouse.db")).unwrap();
+    let events: Vec<String> = conn
+        .prepare("SELECT event FROM audit_events WHERE actor = 'audited' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        events,
+        vec!["user.created".to_owned(), "user.disabled".to_owned()]
+    );
 }
