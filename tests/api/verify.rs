@@ -318,3 +318,85 @@ async fn forward_auth_redirects_page_navigations_only() {
     assert_eq!(r.status(), 200);
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+/// Verify and forward-auth use the one resolver: JWTs and portal tokens are reported with
+/// their kind, and a portal token is refused by the admin and key endpoints.
+#[tokio::test]
+async fn verify_and_forward_report_jwts_and_portal_tokens() {
+    let app = spawn().await;
+    app.create_user("porter", STRONG_PASSWORD, true).await;
+    let key = new_key(&app, "porter", |_| {}).await;
+    let login: Value = app
+        .client
+        .post(app.url("/api/accounts/token/"))
+        .json(&json!({"username": "porter", "password": STRONG_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = login["access"].as_str().unwrap();
+    let v: Value = verify(&app, access).await.json().await.unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["kind"], "jwt", "{v}");
+    let refresh = login["refresh"].as_str().unwrap();
+    let v: Value = verify(&app, refresh).await.json().await.unwrap();
+    assert_eq!(
+        v["valid"], false,
+        "a refresh token is not an access credential: {v}"
+    );
+
+    // A brand and a portal token issued with the API key.
+    let brand: Value = app
+        .client
+        .post(app.url("/v1/brands"))
+        .header("x-api-key", &key)
+        .json(&json!({"name": "Support"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let brand_id = brand["id"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| brand["id"].to_string());
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/brands/{brand_id}/portal/token")))
+        .header("x-api-key", &key)
+        .json(&json!({"customerEmail": "cust@example.com", "expiresIn": "30m"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{brand}");
+    let pt: Value = r.json().await.unwrap();
+    let pt = pt["accessToken"].as_str().unwrap().to_owned();
+    let v: Value = verify(&app, &pt).await.json().await.unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["kind"], "portal_token", "{v}");
+    assert!(
+        v["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "tickets:create"),
+        "{v}"
+    );
+    let r = forward(&app, &[("authorization", &format!("Bearer {pt}"))], "").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-gatehouse-kind"), "portal_token");
+    // Admin and key endpoints refuse it.
+    for path in ["/v1/api-keys", "/api/accounts/users/", "/keys"] {
+        let r = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(&pt)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+    }
+}
