@@ -898,3 +898,39 @@ fn cli_commands_write_their_audit_events_before_exiting() {
         vec!["user.created".to_owned(), "user.disabled".to_owned()]
     );
 }
+
+#[test]
+fn the_sample_config_is_valid_and_lists_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/gatehouse.toml");
+    let out = cli(&data)
+        .args(["--config", sample.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every key the binary knows appears in the sample (no drift after adding config).
+    let effective: toml::Value = toml::from_str(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let sample: toml::Value = toml::from_str(&std::fs::read_to_string(&sample).unwrap()).unwrap();
+    fn keys(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                let p = format!("{prefix}{k}");
+                out.push(p.clone());
+                keys(v, &format!("{p}."), out);
+            }
+        }
+    }
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    keys(&effective, "", &mut a);
+    keys(&sample, "", &mut b);
+    let missing: Vec<_> = a.iter().filter(|k| !b.contains(k)).collect();
+    assert!(
+        missing.is_empty(),
+        "keys missing from systemd/gatehouse.toml: {missing:?}"
+    );
+}
