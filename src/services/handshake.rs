@@ -518,15 +518,15 @@ pub async fn confirm(
                     dek
                 }
             };
-            let id = store::handshake::insert_session(
+            let id = store::sessions::insert(
                 tx,
-                &store::handshake::NewSession {
+                &store::sessions::NewSession {
                     token_hash: &token_hash,
                     kind: "handshake",
-                    user_id,
-                    tenant_id: &t,
+                    user_id: Some(user_id),
+                    tenant_id: Some(&t),
                     mode: mode.as_str(),
-                    sealed_key: &sealed,
+                    sealed_key: Some(&sealed),
                     user_agent: ua.as_deref(),
                     ip: ip.as_deref(),
                     now,

@@ -86,15 +86,15 @@ pub async fn start(ctx: &Ctx, p: &Principal, workflow: &str) -> Result<Started> 
     let session_id = ctx
         .db
         .write(move |tx| {
-            let sid = store::handshake::insert_session(
+            let sid = store::sessions::insert(
                 tx,
-                &store::handshake::NewSession {
+                &store::sessions::NewSession {
                     token_hash: &hash,
                     kind: "run",
-                    user_id,
-                    tenant_id: &r.tenant_id,
+                    user_id: Some(user_id),
+                    tenant_id: Some(&r.tenant_id),
                     mode: &r.mode,
-                    sealed_key: &sealed,
+                    sealed_key: Some(&sealed),
                     user_agent: None,
                     ip: None,
                     now,

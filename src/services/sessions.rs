@@ -127,6 +127,8 @@ pub async fn start(ctx: &Ctx, user: UserRow, origin: Origin, method: &str) -> Re
                     kind: "browser",
                     user_id: Some(user_id),
                     tenant_id: org.as_ref().map(|(t, _)| t.id.as_str()),
+                    mode: "live",
+                    sealed_key: None,
                     user_agent: ua.as_deref(),
                     ip: ip.as_deref(),
                     now,

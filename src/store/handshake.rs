@@ -66,56 +66,6 @@ pub fn rotate_tenant_key(
     )? == 1)
 }
 
-/// A new handshake or run session.
-#[derive(Debug)]
-pub struct NewSession<'a> {
-    /// Keyed hash of the token.
-    pub token_hash: &'a [u8],
-    /// `handshake` or `run`.
-    pub kind: &'a str,
-    /// The signed-in user.
-    pub user_id: i64,
-    /// The tenant.
-    pub tenant_id: &'a str,
-    /// `live` or `test`.
-    pub mode: &'a str,
-    /// The wrapping key sealed under a key derived from the token.
-    pub sealed_key: &'a [u8],
-    /// Client user agent, if known.
-    pub user_agent: Option<&'a str>,
-    /// Client address, if known.
-    pub ip: Option<&'a str>,
-    /// Creation time.
-    pub now: i64,
-    /// Idle expiry.
-    pub idle_expires_at: i64,
-    /// Absolute expiry.
-    pub expires_at: i64,
-}
-
-/// Inserts a session; returns its id.
-pub fn insert_session(c: &Connection, s: &NewSession<'_>) -> Result<i64> {
-    c.execute(
-        "INSERT INTO sessions (token_hash, kind, user_id, tenant_id, mode, sealed_key, user_agent,
-             ip, created_at, last_seen_at, idle_expires_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
-        params![
-            s.token_hash,
-            s.kind,
-            s.user_id,
-            s.tenant_id,
-            s.mode,
-            s.sealed_key,
-            s.user_agent,
-            s.ip,
-            s.now,
-            s.idle_expires_at,
-            s.expires_at
-        ],
-    )?;
-    Ok(c.last_insert_rowid())
-}
-
 /// A stored session, as the resolver needs it.
 #[derive(Debug, Clone)]
 pub struct SessionRow {

@@ -89,6 +89,10 @@ pub struct NewSession<'a> {
     pub user_id: Option<i64>,
     /// The active tenant.
     pub tenant_id: Option<&'a str>,
+    /// `live` or `test`.
+    pub mode: &'a str,
+    /// Handshake and run sessions: the wrapping key sealed under a key derived from the token.
+    pub sealed_key: Option<&'a [u8]>,
     /// Device.
     pub user_agent: Option<&'a str>,
     /// Address.
@@ -104,14 +108,16 @@ pub struct NewSession<'a> {
 /// Inserts a session; returns its id.
 pub fn insert(c: &Connection, s: &NewSession<'_>) -> Result<i64> {
     c.execute(
-        "INSERT INTO sessions (token_hash, kind, user_id, tenant_id, user_agent, ip, created_at,
-             last_seen_at, idle_expires_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+        "INSERT INTO sessions (token_hash, kind, user_id, tenant_id, mode, sealed_key, user_agent,
+             ip, created_at, last_seen_at, idle_expires_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
         params![
             s.token_hash,
             s.kind,
             s.user_id,
             s.tenant_id,
+            s.mode,
+            s.sealed_key,
             s.user_agent,
             s.ip,
             s.now,
