@@ -163,13 +163,27 @@ pub async fn create_v1(
     Ok(HttpResponse::Created().json(key))
 }
 
-/// Lists the caller's keys (never the secrets).
-#[utoipa::path(get, path = "/v1/api-keys", tag = "api keys",
-    responses((status = 200, body = KeyList), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)),
+/// Lists the caller's keys (never the secrets); `?user=` another user's (needs `keys.manage_all`).
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api keys", params(UserQuery),
+    responses((status = 200, body = KeyList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
-pub async fn list_v1(auth: Authenticated, ctx: web::Data<Ctx>) -> Result<HttpResponse> {
+pub async fn list_v1(
+    auth: Authenticated,
+    ctx: web::Data<Ctx>,
+    q: web::Query<UserQuery>,
+) -> Result<HttpResponse> {
     let a = actor(&auth.0)?;
-    let data = svc::list(&ctx, &a, ListFilter::default()).await?;
+    let filter = ListFilter {
+        user: q
+            .into_inner()
+            .user
+            .as_deref()
+            .map(Username::parse)
+            .transpose()?,
+        all_users: false,
+    };
+    let data = svc::list(&ctx, &a, filter).await?;
     Ok(HttpResponse::Ok().json(KeyList { data }))
 }
 

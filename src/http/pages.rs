@@ -501,7 +501,7 @@ struct KeysPage {
 
 #[derive(Deserialize)]
 struct UserQuery {
-    user: Option<i64>,
+    user: Option<String>,
 }
 
 async fn keys_page(
@@ -522,7 +522,7 @@ async fn keys_page(
                 active: "keys",
                 error: String::new(),
                 notice: String::new(),
-                keys_user: q.user.map(|u| u.to_string()).unwrap_or_default(),
+                keys_user: q.into_inner().user.unwrap_or_default(),
             }
             .render(),
         ),

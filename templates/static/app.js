@@ -104,7 +104,7 @@ function setupKeys(root) {
     clearError();
     var input = ev.target.querySelector("input[name=name]");
     var body = { name: input.value };
-    if (user) { body.user = Number(user); }
+    if (user) { body.user = user; }
     api("POST", base, body).then(function (d) { input.value = ""; showSecret(d); load(); }).catch(showError);
   });
   root.querySelector("[data-copy]").addEventListener("click", function (ev) {

@@ -1682,3 +1682,62 @@ async fn key_endpoints_with_the_cookie_need_csrf_and_keys_new_refuses_it() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["data"].as_array().unwrap().len(), 0, "{v}");
 }
+
+/// An admin manages another user's keys from the browser: list and create with `user`.
+#[tokio::test]
+async fn admin_manages_another_users_keys_with_the_cookie() {
+    let app = spawn_with(|_| {}).await;
+    app.create_user("boss", STRONG_PASSWORD, true).await;
+    app.create_user("worker", STRONG_PASSWORD, false).await;
+    let pair = sign_in(&app, "boss", STRONG_PASSWORD).await;
+    let token = csrf(&app, &pair).await;
+    let r = app
+        .client
+        .post(app.url("/v1/api-keys"))
+        .header("cookie", &pair)
+        .header("x-csrf-token", &token)
+        .json(&json!({ "name": "for worker", "user": "worker" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let list: Value = app
+        .client
+        .get(app.url("/v1/api-keys?user=worker"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["for worker"]);
+    // The worker may not list the boss's keys.
+    let wpair = sign_in(&app, "worker", STRONG_PASSWORD).await;
+    let r = app
+        .client
+        .get(app.url("/v1/api-keys?user=boss"))
+        .header("cookie", &wpair)
+        .send()
+        .await
+        .unwrap();
+    assert!(error_message(r, 403).await.contains("keys.manage_all"));
+    // The admin page links each user to their keys page, which renders.
+    let page = app
+        .client
+        .get(app.url("/api-keys?user=worker"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("data-user=\"worker\""), "{page}");
+}
