@@ -249,6 +249,18 @@ impl Rejection {
         match self {
             Rejection::Malformed => "malformed",
             Rejection::Failed(Error::MalformedCredential) => "malformed",
+            // Other kinds (JWTs, sessions, portal tokens) say why in their 401 message.
+            Rejection::Failed(Error::Unauthenticated(m))
+                if m.contains("revoked") && !m.contains("expired")
+                    || m.contains("no longer valid") =>
+            {
+                "revoked"
+            }
+            Rejection::Failed(Error::Unauthenticated(m))
+                if m.contains("expired") && !m.starts_with("Unknown") =>
+            {
+                "expired"
+            }
             Rejection::Unknown | Rejection::Failed(_) => "unknown",
             Rejection::Revoked => "revoked",
             Rejection::Expired => "expired",

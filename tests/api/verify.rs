@@ -400,3 +400,46 @@ async fn verify_and_forward_report_jwts_and_portal_tokens() {
         assert_eq!(r.status(), 403, "{path}");
     }
 }
+
+/// Verify names why a JWT is refused: expired, or revoked after logout.
+#[tokio::test]
+async fn verify_reasons_for_jwts() {
+    let app = spawn_with(|s| {
+        s.jwt.access_ttl_secs = 1;
+        s.jwt.leeway_secs = 0;
+    })
+    .await;
+    app.create_user("jay", STRONG_PASSWORD, false).await;
+    let login = || async {
+        let v: Value = app
+            .client
+            .post(app.url("/api/accounts/token/"))
+            .json(&json!({"username": "jay", "password": STRONG_PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v
+    };
+    let pair = login().await;
+    let r = app
+        .client
+        .post(app.url("/api/accounts/auth/logout/"))
+        .json(&json!({"refresh": pair["refresh"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(
+        reason(&app, pair["access"].as_str().unwrap()).await,
+        "revoked"
+    );
+    let pair = login().await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(
+        reason(&app, pair["access"].as_str().unwrap()).await,
+        "expired"
+    );
+}
