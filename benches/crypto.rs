@@ -16,6 +16,18 @@ fn benches(c: &mut Criterion) {
     g.bench_function("verify_owasp_m19456_t2", |b| {
         b.iter(|| password::verify(&stored, "correct horse battery staple"))
     });
+    // One verify per core at the same time: what the sign-in pool does under load. Argon2id is
+    // memory-bound, so parallel hashes may each take longer than a lone one.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    g.bench_function(format!("verify_owasp_x{cores}_in_parallel"), |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for _ in 0..cores {
+                    s.spawn(|| password::verify(&stored, "correct horse battery staple"));
+                }
+            })
+        })
+    });
     g.finish();
     let pepper = Pepper::generate();
     let key = tokens::new_api_key("sk_live_");
