@@ -111,6 +111,17 @@ pub struct UserQuery {
     pub user: Option<String>,
 }
 
+impl UserQuery {
+    /// The listing filter: `?user=` if given; otherwise every user's keys when `all_users`
+    /// (media-server contract, for callers allowed to see them) or the caller's own.
+    fn filter(&self, all_users: bool) -> Result<ListFilter> {
+        Ok(ListFilter {
+            user: self.user.as_deref().map(Username::parse).transpose()?,
+            all_users,
+        })
+    }
+}
+
 /// `?name=` of the agent-API key creation.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct NameQuery {
@@ -174,16 +185,7 @@ pub async fn list_v1(
     q: web::Query<UserQuery>,
 ) -> Result<HttpResponse> {
     let a = actor(&auth.0)?;
-    let filter = ListFilter {
-        user: q
-            .into_inner()
-            .user
-            .as_deref()
-            .map(Username::parse)
-            .transpose()?,
-        all_users: false,
-    };
-    let data = svc::list(&ctx, &a, filter).await?;
+    let data = svc::list(&ctx, &a, q.filter(false)?).await?;
     Ok(HttpResponse::Ok().json(KeyList { data }))
 }
 
@@ -230,11 +232,7 @@ pub async fn list_accounts(
     q: web::Query<UserQuery>,
 ) -> Result<HttpResponse> {
     let a = actor(&auth.0)?;
-    let filter = ListFilter {
-        user: q.user.as_deref().map(Username::parse).transpose()?,
-        all_users: true,
-    };
-    Ok(HttpResponse::Ok().json(svc::list(&ctx, &a, filter).await?))
+    Ok(HttpResponse::Ok().json(svc::list(&ctx, &a, q.filter(true)?).await?))
 }
 
 /// Generates a key (admins may name the user in `user`).
