@@ -611,15 +611,15 @@ pub async fn refresh(ctx: &Ctx, p: &Principal) -> Result<Refreshed> {
     let (id, keys) = keys_of(ctx, p)?;
     let now = store::now();
     let idle_secs = i64::try_from(ctx.settings.session.idle_timeout_secs).unwrap_or(3_600);
-    let idle = (now + idle_secs).min(keys.expires_at);
-    let ok = ctx
+    // The same extension as a browser session's (clamped to the absolute expiry in SQL).
+    let idle = ctx
         .db
-        .write(move |tx| store::handshake::extend_session(tx, id, idle, now))
+        .write(move |tx| store::sessions::touch(tx, id, now, idle_secs))
         .await?;
-    if !ok {
+    let Some(idle) = idle else {
         ctx.handshakes.forget(id);
         return Err(Error::unauthenticated("Session expired or signed out"));
-    }
+    };
     Ok(Refreshed {
         expires_at: idle,
         absolute_expires_at: keys.expires_at,

@@ -113,15 +113,6 @@ pub fn session_by_hash(c: &Connection, hash: &[u8]) -> Result<Option<SessionRow>
     .optional()?)
 }
 
-/// Moves a live session's idle expiry; returns whether it was live.
-pub fn extend_session(c: &Connection, id: i64, idle_expires_at: i64, now: i64) -> Result<bool> {
-    Ok(c.execute(
-        "UPDATE sessions SET idle_expires_at = ?2, last_seen_at = ?3
-         WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?3 AND idle_expires_at > ?3",
-        params![id, idle_expires_at, now],
-    )? == 1)
-}
-
 /// Revokes one session; returns whether it was live.
 pub fn revoke_session(c: &Connection, id: i64, now: i64) -> Result<bool> {
     Ok(c.execute(
