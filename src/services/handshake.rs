@@ -631,7 +631,7 @@ pub async fn sign_out(ctx: &Ctx, p: &Principal) -> Result<()> {
     let id = session_id(p).ok_or_else(|| Error::forbidden(NEEDS_HANDSHAKE))?;
     let now = store::now();
     ctx.db
-        .write(move |tx| store::handshake::revoke_session(tx, id, now))
+        .write(move |tx| store::sessions::revoke(tx, id, None, now))
         .await?;
     ctx.handshakes.forget(id);
     ctx.audit.record(

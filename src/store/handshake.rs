@@ -113,14 +113,6 @@ pub fn session_by_hash(c: &Connection, hash: &[u8]) -> Result<Option<SessionRow>
     .optional()?)
 }
 
-/// Revokes one session; returns whether it was live.
-pub fn revoke_session(c: &Connection, id: i64, now: i64) -> Result<bool> {
-    Ok(c.execute(
-        "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-        params![id, now],
-    )? == 1)
-}
-
 /// Revokes every key-carrying session of a tenant except one.
 pub fn revoke_tenant_sessions(
     c: &Connection,
