@@ -70,16 +70,11 @@ impl Ctx {
         let login_throttle = throttle::Throttle::new(&settings.login);
         let audit = audit::AuditLog::new(db.clone());
         let mailer = mail::Mailer::from_settings(&settings)?;
-        let magic_throttle = throttle::Throttle::new(&crate::config::LoginSettings {
-            max_failures_per_account: settings.magic_link.max_per_address,
-            max_failures_per_address: settings.magic_link.max_per_client,
-            window_secs: settings.magic_link.window_secs,
-            // Only the windowed limits apply to magic-link requests: the consecutive-failure
-            // lock-out is for passwords.
-            max_consecutive_failures: u32::MAX,
-            lockout_secs: settings.magic_link.window_secs,
-            remember_address_days: 0,
-        });
+        let magic_throttle = throttle::Throttle::windowed(
+            settings.magic_link.max_per_address,
+            settings.magic_link.max_per_client,
+            settings.magic_link.window_secs,
+        );
         let keyring = signing_keys::Keyring::new(&pepper);
         keyring.init_blocking(&db, &settings)?;
         let handshakes =

@@ -57,6 +57,19 @@ const FORGET_AFTER: Duration = Duration::from_secs(86_400);
 const PRUNE_ABOVE: usize = 100_000;
 
 impl Throttle {
+    /// Windowed limits only, per key and per address (no consecutive-failure lock-out, no
+    /// remembered addresses): for requests that are not password guesses, like magic links.
+    pub fn windowed(max_per_key: u32, max_per_address: u32, window_secs: u64) -> Throttle {
+        Throttle::new(&LoginSettings {
+            max_failures_per_account: max_per_key,
+            max_failures_per_address: max_per_address,
+            window_secs,
+            max_consecutive_failures: u32::MAX,
+            lockout_secs: window_secs,
+            remember_address_days: 0,
+        })
+    }
+
     /// Builds from config.
     pub fn new(cfg: &LoginSettings) -> Throttle {
         Throttle {
