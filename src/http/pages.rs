@@ -88,6 +88,19 @@ fn gate<T>(auth: Result<T, Error>) -> Result<T, Box<HttpResponse>> {
     }
 }
 
+/// A signed-in form post whose `csrf` field checks out — or the page to answer instead: the
+/// sign-in redirect when signed out, a message linking `back` when the token is wrong.
+fn form_auth(
+    ctx: &Ctx,
+    auth: Result<FormAuth, Error>,
+    csrf: &str,
+    back: &str,
+) -> Result<Auth, Box<HttpResponse>> {
+    gate(auth)?
+        .verify(ctx, csrf)
+        .map_err(|e| Box::new(message_page(&e, back)))
+}
+
 fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
@@ -329,15 +342,11 @@ async fn sign_out(
     auth: Result<FormAuth, Error>,
     form: web::Form<CsrfForm>,
 ) -> HttpResponse {
-    let auth = match gate(auth) {
+    let auth = match form_auth(&ctx, auth, &form.csrf, "/dashboard") {
         Ok(a) => a,
         Err(page) => return *page,
     };
-    let result = async {
-        let auth = auth.verify(&ctx, &form.csrf)?;
-        sessions::logout(&ctx, &auth.principal, client_ip(&req)).await
-    }
-    .await;
+    let result = sessions::logout(&ctx, &auth.principal, client_ip(&req)).await;
     match result {
         Ok(()) => HttpResponse::SeeOther()
             .cookie(session_auth::clear_cookie(&ctx.settings))
@@ -359,20 +368,16 @@ async fn switch_organization(
     auth: Result<FormAuth, Error>,
     form: web::Form<OrgForm>,
 ) -> HttpResponse {
-    let auth = match gate(auth) {
+    let auth = match form_auth(&ctx, auth, &form.csrf, "/dashboard") {
         Ok(a) => a,
         Err(page) => return *page,
     };
-    let result = async {
-        let auth = auth.verify(&ctx, &form.csrf)?;
-        sessions::switch_organization(
-            &ctx,
-            &auth.principal,
-            &form.organization_id,
-            client_ip(&req),
-        )
-        .await
-    }
+    let result = sessions::switch_organization(
+        &ctx,
+        &auth.principal,
+        &form.organization_id,
+        client_ip(&req),
+    )
     .await;
     match result {
         Ok(()) => redirect("/dashboard"),
@@ -452,15 +457,11 @@ async fn revoke_session(
     id: web::Path<i64>,
     form: web::Form<CsrfForm>,
 ) -> HttpResponse {
-    let auth = match gate(auth) {
+    let auth = match form_auth(&ctx, auth, &form.csrf, "/dashboard") {
         Ok(a) => a,
         Err(page) => return *page,
     };
-    let result = async {
-        let auth = auth.verify(&ctx, &form.csrf)?;
-        sessions::revoke(&ctx, &auth.principal, id.into_inner(), client_ip(&req)).await
-    }
-    .await;
+    let result = sessions::revoke(&ctx, &auth.principal, id.into_inner(), client_ip(&req)).await;
     match result {
         Ok(()) => redirect("/dashboard"),
         Err(e) => message_page(&e, "/dashboard"),
@@ -473,15 +474,11 @@ async fn revoke_others(
     auth: Result<FormAuth, Error>,
     form: web::Form<CsrfForm>,
 ) -> HttpResponse {
-    let auth = match gate(auth) {
+    let auth = match form_auth(&ctx, auth, &form.csrf, "/dashboard") {
         Ok(a) => a,
         Err(page) => return *page,
     };
-    let result = async {
-        let auth = auth.verify(&ctx, &form.csrf)?;
-        sessions::revoke_others(&ctx, &auth.principal, client_ip(&req)).await
-    }
-    .await;
+    let result = sessions::revoke_others(&ctx, &auth.principal, client_ip(&req)).await;
     match result {
         Ok(_) => redirect("/dashboard"),
         Err(e) => message_page(&e, "/dashboard"),
@@ -589,14 +586,10 @@ async fn change_password(
     auth: Result<FormAuth, Error>,
     form: web::Form<PasswordChangeForm>,
 ) -> HttpResponse {
-    let auth = match gate(auth) {
+    let form = form.into_inner();
+    let auth = match form_auth(&ctx, auth, &form.csrf, "/profile") {
         Ok(a) => a,
         Err(page) => return *page,
-    };
-    let form = form.into_inner();
-    let auth = match auth.verify(&ctx, &form.csrf) {
-        Ok(a) => a,
-        Err(e) => return message_page(&e, "/profile"),
     };
     let result = async {
         let uid = auth.principal.require_user()?;
@@ -723,14 +716,10 @@ async fn admin_create_user(
     auth: Result<FormAuth, Error>,
     form: web::Form<NewUserForm>,
 ) -> HttpResponse {
-    let auth = match gate(auth) {
+    let form = form.into_inner();
+    let auth = match form_auth(&ctx, auth, &form.csrf, "/admin/users") {
         Ok(a) => a,
         Err(page) => return *page,
-    };
-    let form = form.into_inner();
-    let auth = match auth.verify(&ctx, &form.csrf) {
-        Ok(a) => a,
-        Err(e) => return message_page(&e, "/admin/users"),
     };
     let result = async {
         auth.principal.require("users.manage")?;
@@ -788,13 +777,9 @@ async fn admin_set_disabled(
     path: web::Path<(i64, String)>,
     form: web::Form<CsrfForm>,
 ) -> HttpResponse {
-    let auth = match gate(auth) {
+    let auth = match form_auth(&ctx, auth, &form.csrf, "/admin/users") {
         Ok(a) => a,
         Err(page) => return *page,
-    };
-    let auth = match auth.verify(&ctx, &form.csrf) {
-        Ok(a) => a,
-        Err(e) => return message_page(&e, "/admin/users"),
     };
     let (id, action) = path.into_inner();
     let result = async {
