@@ -33,33 +33,7 @@ impl CredentialKind {
     }
 }
 
-/// Live or test data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Production data.
-    Live,
-    /// Test data, fully separate.
-    Test,
-}
-
-impl Mode {
-    /// `live` or `test`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Live => "live",
-            Mode::Test => "test",
-        }
-    }
-    /// Parses `live` / `test`.
-    pub fn parse(s: &str) -> Result<Mode> {
-        match s {
-            "live" => Ok(Mode::Live),
-            "test" => Ok(Mode::Test),
-            _ => Err(Error::bad_request("mode must be `live` or `test`")),
-        }
-    }
-}
+pub use crate::services::types::Mode;
 
 /// The authenticated caller.
 #[derive(Clone, Debug, Serialize)]

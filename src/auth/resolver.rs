@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{CredentialKind, Mode, Principal};
 use crate::error::{Error, Result};
-use crate::services::keys::{self, KeyIdentity, KeyMode, Rejection};
+use crate::services::keys::{self, KeyIdentity, Rejection};
 use crate::services::{tokens, Ctx};
 
 /// The kind a raw credential claims to be, from its prefix alone.
@@ -112,10 +112,7 @@ pub fn key_principal(k: &KeyIdentity) -> Principal {
         user_id: Some(k.user_id),
         username: Some(k.username.clone()),
         tenant_id: Some(k.tenant_id.clone()),
-        mode: match k.mode {
-            KeyMode::Live => Mode::Live,
-            KeyMode::Test => Mode::Test,
-        },
+        mode: k.mode,
         scopes: k.scopes.clone(),
         is_admin: k.is_admin,
         permissions: k.permissions.clone(),

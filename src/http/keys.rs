@@ -14,7 +14,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::auth_extract::Authenticated;
-use crate::auth::{CredentialKind, Mode, Principal};
+use crate::auth::{CredentialKind, Principal};
 use crate::error::{Error, ErrorBody, Result};
 use crate::services::keys::{
     self as svc, Actor, CreatedKey, KeyKind, KeyMode, KeyView, ListFilter, NewKey, RolledKey,
@@ -46,10 +46,7 @@ fn actor(p: &Principal) -> Result<Actor> {
     Ok(Actor {
         user_id: Some(user_id),
         manage_all: p.has_permission(svc::MANAGE_ALL),
-        mode: (p.kind == CredentialKind::ApiKey).then_some(match p.mode {
-            Mode::Live => KeyMode::Live,
-            Mode::Test => KeyMode::Test,
-        }),
+        mode: (p.kind == CredentialKind::ApiKey).then_some(p.mode),
         scopes: p.scopes.clone(),
         tenant_id: p.tenant_id.clone(),
         label: p.username.clone().unwrap_or_else(|| p.subject.clone()),

@@ -36,32 +36,8 @@ pub const MANAGE_ALL: &str = "keys.manage_all";
 /// The scope a scoped key needs to manage keys.
 pub const KEYS_SCOPE: &str = "keys";
 
-/// Live or test key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyMode {
-    /// `*_live_`.
-    Live,
-    /// `*_test_`.
-    Test,
-}
-
-impl KeyMode {
-    /// `live` / `test`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyMode::Live => "live",
-            KeyMode::Test => "test",
-        }
-    }
-    /// Parses `live` / `test`.
-    pub fn parse(s: &str) -> Result<KeyMode> {
-        match s {
-            "live" => Ok(KeyMode::Live),
-            "test" => Ok(KeyMode::Test),
-            _ => Err(Error::bad_request("mode must be `live` or `test`")),
-        }
-    }
-}
+/// Live or test key (`*_live_` / `*_test_`): the one [`Mode`] of every tenant-scoped record.
+pub use super::types::Mode as KeyMode;
 
 /// `sk_` (tickets and media-server contracts) or `pk_` (agent-API contract).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
