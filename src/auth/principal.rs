@@ -36,7 +36,7 @@ impl CredentialKind {
 pub use crate::services::types::Mode;
 
 /// The authenticated caller.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Principal {
     /// How they authenticated.
     pub kind: CredentialKind,

@@ -21,7 +21,7 @@ use super::extract::credential_from_headers;
 use super::HttpState;
 use crate::auth::ratelimit::RateLimitInfo;
 use crate::auth::resolver::{self, Resolved};
-use crate::auth::{CredentialKind, Mode, Principal};
+use crate::auth::Principal;
 use crate::error::{json_error, Error, ErrorBody, Result, MALFORMED_CREDENTIAL, NO_CREDENTIAL};
 use crate::services::keys::{KeyMode, Rejection};
 use crate::services::Ctx;
@@ -44,28 +44,9 @@ pub struct VerifyRequest {
 pub struct Verified {
     /// Always `true`.
     pub valid: bool,
-    /// `api_key`, `jwt`, `session`…
-    pub kind: CredentialKind,
-    /// Stable subject, e.g. `user:42`.
-    pub subject: String,
-    /// The user.
-    pub user_id: Option<i64>,
-    /// The user's name.
-    pub username: Option<String>,
-    /// Tenant the credential acts in.
-    pub tenant_id: Option<String>,
-    /// `live` or `test`.
-    pub mode: Mode,
-    /// Scopes (empty: the user's full rights).
-    pub scopes: Vec<String>,
-    /// Administrator.
-    pub is_admin: bool,
-    /// Named permissions.
-    pub permissions: Vec<String>,
-    /// Expiry (Unix seconds).
-    pub expires_at: Option<i64>,
-    /// Credential id (the key id for API keys).
-    pub credential_id: Option<String>,
+    /// The principal the one resolver made of the credential, field by field.
+    #[serde(flatten)]
+    pub principal: Principal,
     /// Quota state after this check (API keys only).
     pub ratelimit: Option<RateLimitInfo>,
 }
@@ -82,20 +63,10 @@ pub struct NotVerified {
     pub ratelimit: Option<RateLimitInfo>,
 }
 
-fn verified(p: Principal, ratelimit: Option<RateLimitInfo>) -> Verified {
+fn verified(principal: Principal, ratelimit: Option<RateLimitInfo>) -> Verified {
     Verified {
         valid: true,
-        kind: p.kind,
-        subject: p.subject,
-        user_id: p.user_id,
-        username: p.username,
-        tenant_id: p.tenant_id,
-        mode: p.mode,
-        scopes: p.scopes,
-        is_admin: p.is_admin,
-        permissions: p.permissions,
-        expires_at: p.expires_at,
-        credential_id: p.credential_id,
+        principal,
         ratelimit,
     }
 }
