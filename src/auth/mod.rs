@@ -4,8 +4,9 @@
 //! its format (and an API key's checksum) before touching the database, and yields one
 //! `Principal`. Every handler, the verify API and forward-auth use that same resolver.
 
-pub mod principal;
 pub mod ratelimit;
 pub mod resolver;
 
-pub use principal::{CredentialKind, Mode, Principal};
+// The principal is a plain value the services also build and take, so it lives below them in
+// `services::principal`; this layer decides which one a request gets.
+pub use crate::services::principal::{CredentialKind, Mode, Principal};

@@ -16,10 +16,10 @@ use dashmap::DashMap;
 use zeroize::Zeroizing;
 
 use super::audit::Detail;
+use super::principal::{CredentialKind, Mode, Principal};
 use super::server_keys;
 use super::types::TenantId;
 use super::Ctx;
-use crate::auth::{CredentialKind, Mode, Principal};
 use crate::config::Settings;
 use crate::crypto::handshake::{self as hs, Key32, Responder};
 use crate::crypto::{self, tokens};

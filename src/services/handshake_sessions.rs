@@ -6,8 +6,8 @@
 //! hands it to the browser-session code.
 
 use super::handshake::{self, LiveKeys};
+use super::principal::{CredentialKind, Mode, Principal};
 use super::Ctx;
-use crate::auth::{CredentialKind, Mode, Principal};
 use crate::crypto::tokens;
 use crate::error::{Error, Result};
 use crate::store;

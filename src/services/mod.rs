@@ -14,6 +14,7 @@ pub mod magic_links;
 pub mod mail;
 pub mod passwords;
 pub mod portal;
+pub mod principal;
 pub mod runs;
 pub mod secrets;
 pub mod server_keys;

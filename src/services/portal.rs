@@ -9,9 +9,9 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::audit::Detail;
+use super::principal::{CredentialKind, Mode, Principal};
 use super::types::Email;
 use super::Ctx;
-use crate::auth::{CredentialKind, Mode, Principal};
 use crate::crypto::tokens::{new_token, token_well_formed, SecretToken};
 use crate::error::{Error, Result};
 use crate::store::brands::BrandRow;

@@ -3,8 +3,8 @@
 //! that token are stored encrypted with the tenant data key and listed to the tenant.
 
 use super::handshake::{self, LiveKeys};
+use super::principal::{CredentialKind, Principal};
 use super::Ctx;
-use crate::auth::{CredentialKind, Principal};
 use crate::crypto::{self, tokens};
 use crate::error::{Error, Result};
 use crate::store;

@@ -5,8 +5,8 @@
 //! so any other credential gets 403 [`super::handshake::NEEDS_HANDSHAKE`].
 
 use super::handshake;
+use super::principal::Principal;
 use super::Ctx;
-use crate::auth::Principal;
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::store;

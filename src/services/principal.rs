@@ -1,4 +1,5 @@
-//! The authenticated caller, whatever credential it presented.
+//! The authenticated caller, whatever credential it presented: a plain value the resolver in
+//! [`crate::auth`] produces and the services take, kept here so no service imports a layer above.
 
 use serde::Serialize;
 
@@ -33,7 +34,7 @@ impl CredentialKind {
     }
 }
 
-pub use crate::services::types::Mode;
+pub use super::types::Mode;
 
 /// The authenticated caller.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
