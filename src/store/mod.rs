@@ -1,10 +1,10 @@
-//! The SQLite store: connection pools, pragmas, embedded numbered migrations.
+//! The SQLite store: connections, pragmas, embedded numbered migrations.
 //!
-//! SQL lives in this module and its children only. There are two pools on one file: a pool of
-//! read-only connections for concurrent readers (WAL lets them run beside the writer) and a single
-//! writer connection, so writers queue in order instead of spinning on `SQLITE_BUSY`. Every write
-//! runs in a `BEGIN IMMEDIATE` transaction. All work runs on tokio's blocking pool, never on an
-//! actix worker thread.
+//! SQL lives in this module and its children only. There are two kinds of connection on one
+//! file: read-only connections, each owned by a thread of the [`readers`] pool (WAL lets them
+//! run beside the writer), and a single writer connection, so writers queue in order instead of
+//! spinning on `SQLITE_BUSY`. Every write runs in a `BEGIN IMMEDIATE` transaction on tokio's
+//! blocking pool. No SQLite call ever runs on an actix worker thread.
 
 pub mod api_keys;
 pub mod audit;
@@ -13,6 +13,7 @@ pub mod cleanup;
 pub mod handshake;
 pub mod magic_links;
 pub mod portal_tokens;
+pub mod readers;
 pub mod refresh_tokens;
 pub mod sessions;
 pub mod signing_keys;
@@ -52,7 +53,7 @@ pub fn migrations_len() -> usize {
 /// Handle to the database: cheap to clone.
 #[derive(Clone)]
 pub struct Db {
-    readers: Pool<SqliteConnectionManager>,
+    readers: readers::Readers,
     writer: Pool<SqliteConnectionManager>,
     sync: Synchronous,
     _alive: std::sync::Arc<()>,
@@ -137,19 +138,23 @@ impl Db {
         let (sync, busy) = (cfg.synchronous, cfg.busy_timeout_ms);
         let writer_mgr = SqliteConnectionManager::file(path)
             .with_init(move |c| apply_pragmas(c, sync, busy, false));
-        let reader_mgr = SqliteConnectionManager::file(path)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_init(move |c| apply_pragmas(c, sync, busy, true));
         let timeout = Duration::from_millis(busy.max(1_000));
         let writer = Pool::builder()
             .max_size(1)
             .connection_timeout(timeout)
             .build(writer_mgr)?;
-        let readers = Pool::builder()
-            .max_size(cfg.pool_size.max(1))
-            .min_idle(Some(1))
-            .connection_timeout(timeout)
-            .build(reader_mgr)?;
+        let readers = readers::Readers::start(
+            (0..cfg.pool_size.max(1))
+                .map(|_| {
+                    let c = Connection::open_with_flags(
+                        path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    apply_pragmas(&c, sync, busy, true)?;
+                    Ok(c)
+                })
+                .collect::<Result<Vec<_>>>()?,
+        )?;
         let alive = std::sync::Arc::new(());
         spawn_checkpointer(path, busy, std::sync::Arc::downgrade(&alive));
         Ok(Db {
@@ -160,19 +165,13 @@ impl Db {
         })
     }
 
-    /// Runs a read on the blocking pool.
+    /// Runs a read on a thread of the read pool.
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let pool = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = pool.get()?;
-            f(&conn)
-        })
-        .await
-        .map_err(Error::internal)?
+        self.readers.run(f).await
     }
 
     /// Runs a write in a `BEGIN IMMEDIATE` transaction on the blocking pool; commits on `Ok`.
@@ -265,15 +264,18 @@ pub fn now() -> i64 {
 
 /// Copies a live database to `dest` with SQLite's online backup API.
 pub fn backup(db: &Db, dest: &Path) -> Result<()> {
-    let conn = db.readers.get()?;
-    let mut out = Connection::open(dest)?;
-    let backup = rusqlite::backup::Backup::new(&conn, &mut out)?;
-    // One step copies every page inside a single read transaction: a consistent snapshot that,
-    // under WAL, never blocks the server's writers (small steps would restart on every write).
-    match backup.step(-1)? {
-        rusqlite::backup::StepResult::Done => Ok(()),
-        other => Err(Error::Unavailable(format!(
-            "backup did not finish: {other:?}"
-        ))),
-    }
+    let dest = dest.to_path_buf();
+    db.readers.run_blocking(move |conn| {
+        let mut out = Connection::open(dest)?;
+        let backup = rusqlite::backup::Backup::new(conn, &mut out)?;
+        // One step copies every page inside a single read transaction: a consistent snapshot
+        // that, under WAL, never blocks the server's writers (small steps would restart on
+        // every write).
+        match backup.step(-1)? {
+            rusqlite::backup::StepResult::Done => Ok(()),
+            other => Err(Error::Unavailable(format!(
+                "backup did not finish: {other:?}"
+            ))),
+        }
+    })
 }
