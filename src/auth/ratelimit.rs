@@ -71,7 +71,7 @@ pub struct RateLimits {
     plans: HashMap<String, PlanLimiter>,
     default_plan: String,
     test_plan: String,
-    in_flight: DashMap<i64, Arc<AtomicU32>>,
+    in_flight: DashMap<i64, Arc<AtomicU32>, foldhash::fast::RandomState>,
     invalid: KeyedLimiter<IpAddr>,
     blocked: DashMap<IpAddr, u64>,
     clock: DefaultClock,
@@ -128,7 +128,7 @@ impl RateLimits {
                 .collect(),
             default_plan: settings.keys.default_plan.clone(),
             test_plan: settings.keys.test_plan.clone(),
-            in_flight: DashMap::new(),
+            in_flight: DashMap::default(),
             invalid: RateLimiter::dashmap(Quota::per_minute(per_minute))
                 .with_middleware::<StateInformationMiddleware>(),
             blocked: DashMap::new(),

@@ -40,13 +40,32 @@ pub fn classify(raw: &str) -> Result<Claimed> {
     Ok(c)
 }
 
-/// A resolved credential: the principal, and for an API key what its rate limits need.
+/// A resolved credential. An API key stays the cached identity (the hot verify path answers
+/// from it without building a [`Principal`]); every other kind is its principal.
 #[derive(Debug)]
-pub struct Resolved {
+pub enum Resolved {
+    /// A verified API key (plan and id for rate limiting, everything its principal holds).
+    ApiKey(Arc<KeyIdentity>),
+    /// Any other credential.
+    Other(Principal),
+}
+
+impl Resolved {
+    /// The verified key, when the credential is an API key.
+    pub fn key(&self) -> Option<&Arc<KeyIdentity>> {
+        match self {
+            Resolved::ApiKey(k) => Some(k),
+            Resolved::Other(_) => None,
+        }
+    }
+
     /// Who is calling.
-    pub principal: Principal,
-    /// The verified key, when the credential is an API key (plan, id for rate limiting).
-    pub key: Option<Arc<KeyIdentity>>,
+    pub fn into_principal(self) -> Principal {
+        match self {
+            Resolved::ApiKey(k) => key_principal(&k),
+            Resolved::Other(p) => p,
+        }
+    }
 }
 
 /// Resolves a raw credential to a principal.
@@ -55,7 +74,7 @@ pub struct Resolved {
 pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Principal> {
     resolve_full(ctx, raw, None)
         .await
-        .map(|r| r.principal)
+        .map(Resolved::into_principal)
         .map_err(Error::from)
 }
 
@@ -70,19 +89,12 @@ pub async fn resolve_full(
 ) -> std::result::Result<Resolved, Rejection> {
     let claimed = classify(raw).map_err(|_| Rejection::Malformed)?;
     match claimed {
-        Claimed::ApiKey => {
-            let key = keys::verify_with(ctx, raw, db_blocked).await?;
-            Ok(Resolved {
-                principal: key_principal(&key),
-                key: Some(key),
-            })
-        }
+        Claimed::ApiKey => Ok(Resolved::ApiKey(
+            keys::verify_with(ctx, raw, db_blocked).await?,
+        )),
         other => other_kind(ctx, raw, other)
             .await
-            .map(|principal| Resolved {
-                principal,
-                key: None,
-            })
+            .map(Resolved::Other)
             .map_err(Rejection::Failed),
     }
 }

@@ -6,16 +6,14 @@
 //! resolver, and for an API key
 //! counts the request against the key's hourly quota and takes a concurrency slot for the
 //! request's lifetime. The rate-limit state is left in the request's extensions, so
-//! [`rate_limit_headers`] can add the headers to whatever answer the handler gives — success,
+//! [`finish_rate_limit`] can add the headers to whatever answer the handler gives — success,
 //! 403, 404 or the 429 itself — and release the slot once the answer is ready.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use super::extract::credential_from_headers;
@@ -72,7 +70,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Authenticated, Error> {
     let resolved = resolver::resolve_full(&ctx, &raw, None)
         .await
         .map_err(Error::from)?;
-    if let Some(key) = &resolved.key {
+    if let Some(key) = resolved.key() {
         let test = key.mode == KeyMode::Test;
         let info = state.limits.check(key.key_id, &key.plan, test);
         req.extensions_mut().insert(info);
@@ -84,7 +82,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Authenticated, Error> {
         let guard = state.limits.enter(key.key_id, &key.plan, test)?;
         req.extensions_mut().insert(guard);
     }
-    Ok(Authenticated(resolved.principal))
+    Ok(Authenticated(resolved.into_principal()))
 }
 
 /// Sets `X-RateLimit-Limit`, `-Remaining` and `-Reset` from a check's result.
@@ -104,16 +102,12 @@ pub fn set_rate_limit_headers(headers: &mut HeaderMap, info: &RateLimitInfo) {
     }
 }
 
-/// Adds the rate-limit headers to every key-authenticated answer and frees its concurrency slot.
-pub async fn rate_limit_headers(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let mut res = next.call(req).await?;
+/// Adds the rate-limit headers to a key-authenticated answer and frees its concurrency slot
+/// (called by [`super::middleware::envelope`] on every answer).
+pub fn finish_rate_limit<B>(res: &mut ServiceResponse<B>) {
     let info = res.request().extensions().get::<RateLimitInfo>().copied();
     drop(res.request().extensions_mut().remove::<ConcurrencyGuard>());
     if let Some(info) = info {
         set_rate_limit_headers(res.headers_mut(), &info);
     }
-    Ok(res)
 }

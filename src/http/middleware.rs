@@ -1,14 +1,15 @@
-//! Middleware: security headers, the redacting request log, metrics, and the error normaliser
-//! that turns any non-JSON error answer (actix's own 404/405/413…) into the JSON error shape.
+//! The one middleware, [`envelope`]: the error normaliser that turns any non-JSON error answer
+//! (actix's own 404/405/413…) into the JSON error shape, rate-limit headers, security headers,
+//! metrics and the redacting request log.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::middleware::{DefaultHeaders, Next};
+use actix_web::middleware::Next;
 use actix_web::web;
 
 use super::HttpState;
@@ -38,31 +39,78 @@ pub struct Metrics {
     pub latency_us_sum: AtomicU64,
 }
 
-/// Security headers on every response (handlers may override `Cache-Control`).
-pub fn security_headers(https: bool) -> DefaultHeaders {
-    let mut h = DefaultHeaders::new()
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::X_FRAME_OPTIONS, "DENY"))
-        .add((header::REFERRER_POLICY, "no-referrer"))
-        .add((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
-        ))
-        .add(("Cross-Origin-Opener-Policy", "same-origin"))
-        .add(("Cross-Origin-Resource-Policy", "same-origin"))
-        .add((
-            "Permissions-Policy",
-            "camera=(), microphone=(), geolocation=(), interest-cohort=()",
-        ))
-        .add((header::CACHE_CONTROL, "no-store"));
-    if https {
-        h = h.add((
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=63072000; includeSubDomains",
-        ));
+/// The policy for JSON and every other non-document answer: nothing may load or frame it.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The policy for HTML pages (handlers may set a looser one, e.g. Swagger UI's inline styles).
+const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
+
+/// Security headers every answer carries, unless its handler set the header itself.
+const ALWAYS: [(HeaderName, HeaderValue); 5] = [
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    ),
+    (
+        HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
+    ),
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+];
+
+/// What only documents use, added to HTML answers.
+const DOCUMENT: [(HeaderName, HeaderValue); 2] = [
+    (
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    ),
+    (
+        HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+    ),
+];
+
+/// Adds the security headers a handler did not set: the common set on every answer, a strict
+/// `default-src 'none'` policy on JSON and other non-HTML answers, and the document policies
+/// (page CSP, opener and permissions policies) on HTML. HSTS when served over HTTPS.
+pub fn add_security_headers(headers: &mut header::HeaderMap, https: bool) {
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"text/html"));
+    let mut add = |name: HeaderName, value: HeaderValue| {
+        if !headers.contains_key(&name) {
+            headers.insert(name, value);
+        }
+    };
+    for (name, value) in ALWAYS {
+        add(name, value);
     }
-    h
+    if html {
+        add(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PAGE_CSP),
+        );
+        for (name, value) in DOCUMENT {
+            add(name, value);
+        }
+    } else {
+        add(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(API_CSP),
+        );
+    }
+    if https {
+        add(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        );
+    }
 }
 
 /// The path and query as logged: values of sensitive parameters replaced.
@@ -86,11 +134,27 @@ pub fn redact_uri(path: &str, query: &str) -> String {
     format!("{path}?{}", q.join("&"))
 }
 
-/// Logs method, redacted URI, client, status and latency — never a header value.
-pub async fn request_log(
+fn is_structured(res: &actix_web::HttpResponse<impl MessageBody>) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"))
+}
+
+/// The one middleware around every route, in a single pass over the answer (each layer of
+/// middleware costs a boxed future and a poll per request on the hot path):
+///
+/// 1. replaces any error answer that is not JSON or HTML (actix's own 404/405/413…) with the
+///    JSON error shape;
+/// 2. adds `X-RateLimit-*` to key-authenticated answers and frees the key's concurrency slot
+///    ([`super::auth_extract`] left both in the request);
+/// 3. adds the security headers ([`add_security_headers`]);
+/// 4. counts the answer for `/metrics` and writes the request log line — method, redacted URI,
+///    client, status and latency, never a header value.
+pub async fn envelope<B: MessageBody + 'static>(
     req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     let start = Instant::now();
     let state = req.app_data::<web::Data<HttpState>>().cloned();
     // Build the log line's parts only when the line will be written (the hot path runs at
@@ -110,7 +174,21 @@ pub async fn request_log(
     if let Some(s) = &state {
         s.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
     }
-    let res = next.call(req).await;
+    // Never clone the request before routing: actix needs sole ownership to match the path.
+    // Handler and extractor errors arrive here as responses already.
+    let res = next.call(req).await.map(|res| {
+        let status = res.status();
+        let mut res = if status.as_u16() < 400 || is_structured(res.response()) {
+            res.map_into_left_body()
+        } else {
+            let headers = res.headers().clone();
+            let (req, _) = res.into_parts();
+            ServiceResponse::new(req, rebuild(status, &headers)).map_into_right_body()
+        };
+        super::auth_extract::finish_rate_limit(&mut res);
+        add_security_headers(res.headers_mut(), state.as_ref().is_some_and(|s| s.https));
+        res
+    });
     let status = match &res {
         Ok(r) => r.status(),
         Err(e) => e.as_response_error().status_code(),
@@ -129,30 +207,6 @@ pub async fn request_log(
             status = status.as_u16(), micros = elapsed.as_micros() as u64);
     }
     res
-}
-
-fn is_structured(res: &actix_web::HttpResponse<impl MessageBody>) -> bool {
-    res.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/html"))
-}
-
-/// Replaces any error answer that is not JSON or HTML with the JSON error shape.
-pub async fn normalize_errors<B: MessageBody + 'static>(
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    // Never clone the request before routing: actix needs sole ownership to match the path.
-    // Handler and extractor errors arrive here as responses already.
-    let res = next.call(req).await?;
-    let status = res.status();
-    if status.as_u16() < 400 || is_structured(res.response()) {
-        return Ok(res.map_into_left_body());
-    }
-    let headers = res.headers().clone();
-    let (req, _) = res.into_parts();
-    Ok(ServiceResponse::new(req, rebuild(status, &headers)).map_into_right_body())
 }
 
 fn rebuild(status: StatusCode, old: &header::HeaderMap) -> actix_web::HttpResponse {

@@ -38,6 +38,8 @@ pub struct HttpState {
     pub trusted: extract::TrustedProxies,
     /// Per-key rate limits and per-address throttling of invalid credentials.
     pub limits: Arc<crate::auth::ratelimit::RateLimits>,
+    /// Served over HTTPS (`public_url`): answers carry HSTS.
+    pub https: bool,
 }
 
 /// Builds the actix server on a bound listener.
@@ -48,6 +50,7 @@ pub fn server(ctx: Arc<Ctx>, listener: TcpListener) -> std::io::Result<Server> {
         metrics: middleware::Metrics::default(),
         trusted: extract::TrustedProxies::from_settings(&ctx.settings),
         limits,
+        https: ctx.settings.is_https(),
     });
     let ctx_data = web::Data::from(ctx.clone());
     let workers = if ctx.settings.workers == 0 {
@@ -56,7 +59,6 @@ pub fn server(ctx: Arc<Ctx>, listener: TcpListener) -> std::io::Result<Server> {
         ctx.settings.workers
     };
     let max_body = ctx.settings.max_body_bytes;
-    let https = ctx.settings.is_https();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(ctx_data.clone())
@@ -75,12 +77,7 @@ pub fn server(ctx: Arc<Ctx>, listener: TcpListener) -> std::io::Result<Server> {
             }))
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
-            .wrap(actix_web::middleware::from_fn(
-                auth_extract::rate_limit_headers,
-            ))
-            .wrap(actix_web::middleware::from_fn(middleware::normalize_errors))
-            .wrap(middleware::security_headers(https))
-            .wrap(actix_web::middleware::from_fn(middleware::request_log))
+            .wrap(actix_web::middleware::from_fn(middleware::envelope))
     })
     .workers(workers)
     .shutdown_timeout(10)

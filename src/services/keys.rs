@@ -20,6 +20,11 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
+
+/// The hasher of the in-memory maps. Their keys are keyed BLAKE2b hashes and server-made ids,
+/// which no client can choose, so a fast non-cryptographic hash is safe (SipHash was a visible
+/// share of a verify).
+type FastHash = foldhash::fast::RandomState;
 use serde::{Serialize, Serializer};
 
 use super::audit::Detail;
@@ -291,9 +296,9 @@ struct Cached {
 
 /// In-memory state of the key service: the verification cache and the `last_used_at` buffer.
 pub struct KeyRuntime {
-    cache: DashMap<[u8; 32], Cached>,
+    cache: DashMap<[u8; 32], Cached, FastHash>,
     epoch: AtomicU64,
-    pending_last_used: DashMap<i64, i64>,
+    pending_last_used: DashMap<i64, i64, FastHash>,
     revocations_seen_until: AtomicI64,
     capacity: usize,
     ttl: i64,
@@ -311,9 +316,9 @@ impl KeyRuntime {
     /// An empty cache sized from `keys.*`.
     pub fn new(cfg: &crate::config::KeySettings) -> KeyRuntime {
         KeyRuntime {
-            cache: DashMap::new(),
+            cache: DashMap::default(),
             epoch: AtomicU64::new(0),
-            pending_last_used: DashMap::new(),
+            pending_last_used: DashMap::default(),
             revocations_seen_until: AtomicI64::new(store::now()),
             capacity: cfg.cache_capacity,
             ttl: i64::try_from(cfg.cache_ttl_secs).unwrap_or(i64::MAX),
