@@ -19,6 +19,7 @@ import os, re, shutil, socket, statistics, subprocess, sys, tempfile, time, urll
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "gatehouse")
 ROWS = int(os.environ.get("ROWS", "1000000"))
+FIRST_SESSION_ID = 1 << 40  # the first id the server gives a session (migration 0006)
 
 
 def free_port():
@@ -67,14 +68,17 @@ def rss_kib(pid):
 
 def seed(data, rows):
     subprocess.run([BIN, "migrate"], env=env_for(data, 0), check=True, stdout=subprocess.DEVNULL)
+    # Ids as the server assigns them: sequential from 2^40 (a token carries its row's id; ids
+    # below 2^40 are sessions from before migration 0006, kept in a partial index).
     sql = f"""
     PRAGMA journal_mode=WAL;
     WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows})
-    INSERT INTO sessions (token_hash, kind, created_at, last_seen_at, idle_expires_at, expires_at)
-    SELECT randomblob(32), 'browser', 0, 0, 1, 1 FROM c;
+    INSERT INTO sessions (id, token_hash, kind, created_at, last_seen_at, idle_expires_at, expires_at)
+    SELECT {FIRST_SESSION_ID} + x - 1, randomblob(32), 'browser', 0, 0, 1, 1 FROM c;
     WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000)
-    INSERT INTO sessions (token_hash, kind, created_at, last_seen_at, idle_expires_at, expires_at)
-    SELECT randomblob(32), 'browser', 0, 0, 4000000000, 4000000000 FROM c;
+    INSERT INTO sessions (id, token_hash, kind, created_at, last_seen_at, idle_expires_at, expires_at)
+    SELECT {FIRST_SESSION_ID} + {rows} + x - 1, randomblob(32), 'browser', 0, 0, 4000000000,
+           4000000000 FROM c;
     """
     subprocess.run(["sqlite3", os.path.join(data, "gatehouse.db")], input=sql.encode(), check=True,
                    stdout=subprocess.DEVNULL)

@@ -1,7 +1,13 @@
-//! Credential formats: prefixes, lengths and the CRC32 checksum of API keys.
+//! Credential formats: prefixes, lengths, the CRC32 checksum of API keys and the row id that
+//! session tokens carry.
 //!
 //! Everything here is pure string work that runs before any database look-up, so a typo, a
 //! truncated key or a wrong prefix is refused as malformed without touching the store.
+//!
+//! Session tokens are split tokens: after the prefix, 11 base62 characters are the session's row
+//! id (the selector the store reads the row by) and the other 32 are random (≈190 bits); the row
+//! keeps the keyed hash of the whole token (the verifier). The visible format is the same
+//! `prefix` + 43 base62 as every other opaque token.
 
 use std::fmt;
 
@@ -106,6 +112,50 @@ pub fn token_well_formed(s: &str, prefix: &str) -> bool {
     })
 }
 
+/// Base62 characters of the row id at the start of a session token (any `u64` fits in 11).
+pub const TOKEN_ID_LEN: usize = 11;
+
+/// Encodes `id` as exactly [`TOKEN_ID_LEN`] base62 characters, most significant first.
+fn id_base62(mut id: u64) -> String {
+    let mut out = [b'0'; TOKEN_ID_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(id % 62) as usize];
+        id /= 62;
+    }
+    out.iter().map(|b| char::from(*b)).collect()
+}
+
+/// The value of one base62 character, in [`BASE62`] order.
+fn base62_value(b: u8) -> Option<u64> {
+    match b {
+        b'0'..=b'9' => Some(u64::from(b - b'0')),
+        b'A'..=b'Z' => Some(u64::from(b - b'A') + 10),
+        b'a'..=b'z' => Some(u64::from(b - b'a') + 36),
+        _ => None,
+    }
+}
+
+/// A new token carrying a row id: `prefix` + the id in [`TOKEN_ID_LEN`] base62 characters + 32
+/// random ones (≈190 bits). 43 characters after the prefix, like [`new_token`], so
+/// [`token_well_formed`] accepts it.
+pub fn new_token_with_id(prefix: &str, id: u64) -> SecretToken {
+    SecretToken(format!(
+        "{prefix}{}{}",
+        id_base62(id),
+        random_base62(TOKEN_RANDOM_LEN - TOKEN_ID_LEN)
+    ))
+}
+
+/// The row id a token carries: its first [`TOKEN_ID_LEN`] characters after `prefix`, read as
+/// base62. `None` if the prefix differs, or they are not base62 or exceed `u64`. A token made
+/// before ids were carried reads as an arbitrary number; only the keyed hash proves a token.
+pub fn token_id(s: &str, prefix: &str) -> Option<u64> {
+    let digits = s.strip_prefix(prefix)?.as_bytes().get(..TOKEN_ID_LEN)?;
+    digits.iter().try_fold(0u64, |n, b| {
+        n.checked_mul(62)?.checked_add(base62_value(*b)?)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +190,72 @@ mod tests {
         assert!(token_well_formed(t.expose(), "dst_sess_"));
         assert!(!token_well_formed(t.expose(), "dst_run_"));
         assert!(!token_well_formed("dst_sess_short", "dst_sess_"));
+    }
+
+    #[test]
+    fn id_tokens_round_trip() {
+        crate::crypto::init().unwrap();
+        for id in [0, 1, 61, 62, 1 << 40, (1 << 40) + 12_345, 1 << 53, u64::MAX] {
+            for prefix in ["dst_sess_", "dst_run_"] {
+                let t = new_token_with_id(prefix, id);
+                assert!(token_well_formed(t.expose(), prefix), "{}", t.expose());
+                assert_eq!(token_id(t.expose(), prefix), Some(id));
+            }
+        }
+        let (a, b) = (
+            new_token_with_id("dst_sess_", 7),
+            new_token_with_id("dst_sess_", 7),
+        );
+        assert_eq!(a.expose()[..20], b.expose()[..20], "same id, same selector");
+        assert_ne!(a.expose()[20..], b.expose()[20..], "the rest is random");
+    }
+
+    #[test]
+    fn token_id_is_fixed_width_base62() {
+        assert_eq!(id_base62(0), "00000000000");
+        assert_eq!(id_base62(61), "0000000000z");
+        assert_eq!(id_base62(62), "00000000010");
+        assert_eq!(id_base62(1 << 40), "0000JMAIjoW");
+        assert_eq!(id_base62(u64::MAX), "LygHa16AHYF");
+        for id in [0, 1, 1 << 40, u64::MAX] {
+            assert_eq!(id_base62(id).len(), TOKEN_ID_LEN);
+        }
+        assert_eq!(token_id("dst_sess_0000JMAIjoW", "dst_sess_"), Some(1 << 40));
+    }
+
+    #[test]
+    fn token_id_rejects_what_is_not_an_id() {
+        let rest = "A".repeat(32);
+        // Not base62, too short, another prefix.
+        assert_eq!(
+            token_id(&format!("dst_sess_0000-000001{rest}"), "dst_sess_"),
+            None
+        );
+        assert_eq!(
+            token_id(&format!("dst_sess_0000_000001{rest}"), "dst_sess_"),
+            None
+        );
+        assert_eq!(
+            token_id(&format!("dst_sess_00000000é1{rest}"), "dst_sess_"),
+            None
+        );
+        assert_eq!(token_id("dst_sess_0000000001", "dst_sess_"), None);
+        assert_eq!(
+            token_id(&format!("dst_run_00000000001{rest}"), "dst_sess_"),
+            None
+        );
+        // Base62 beyond u64 (a token from before ids were carried may read so).
+        assert_eq!(
+            token_id(&format!("dst_sess_LygHa16AHYG{rest}"), "dst_sess_"),
+            None
+        );
+        assert_eq!(
+            token_id(&format!("dst_sess_zzzzzzzzzzz{rest}"), "dst_sess_"),
+            None
+        );
+        assert_eq!(
+            token_id(&format!("dst_sess_LygHa16AHYF{rest}"), "dst_sess_"),
+            Some(u64::MAX)
+        );
     }
 }

@@ -10,6 +10,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -18,11 +19,13 @@ use zeroize::Zeroizing;
 use super::audit::Detail;
 use super::principal::{CredentialKind, Mode, Principal};
 use super::server_keys;
+use super::sessions;
 use super::types::TenantId;
 use super::Ctx;
 use crate::config::Settings;
+use crate::crypto;
 use crate::crypto::handshake::{self as hs, Key32, Responder};
-use crate::crypto::{self, tokens};
+use crate::crypto::tokens::SecretToken;
 use crate::error::{Error, Result};
 use crate::store;
 
@@ -66,7 +69,7 @@ pub struct LiveKeys {
 pub struct Handshakes {
     server_static: Key32,
     server_public: [u8; 32],
-    seal_salt: Zeroizing<[u8; 32]>,
+    seal_salt: Arc<Zeroizing<[u8; 32]>>,
     pending: DashMap<String, Pending>,
     keys: DashMap<i64, LiveKeys>,
     last_sweep: AtomicI64,
@@ -133,7 +136,7 @@ impl Handshakes {
         Handshakes {
             server_static,
             server_public,
-            seal_salt: salt,
+            seal_salt: Arc::new(salt),
             pending: DashMap::new(),
             keys: DashMap::new(),
             last_sweep: AtomicI64::new(0),
@@ -177,8 +180,17 @@ impl Handshakes {
 
     /// Seals a wrapping key under a session token.
     pub fn seal_for_token(&self, token: &str, tenant_id: &str, wk: &Key32) -> Vec<u8> {
-        let k = hs::session_seal_key(token, &self.seal_salt);
-        crypto::seal(k.bytes(), wk.bytes(), &session_ad(tenant_id))
+        seal_under_token(&self.seal_salt, token, tenant_id, wk)
+    }
+
+    /// What seals `wk` under a session token not made yet: a new session's token carries its
+    /// row id, so it is made inside the write transaction that picks the id.
+    pub fn sealer(&self, tenant_id: &str, wk: &Key32) -> TokenSealer {
+        TokenSealer {
+            salt: Arc::clone(&self.seal_salt),
+            tenant_id: tenant_id.to_owned(),
+            wrapping_key: wk.clone(),
+        }
     }
 
     /// Opens what [`Handshakes::seal_for_token`] sealed.
@@ -194,6 +206,39 @@ impl Handshakes {
 
 fn session_ad(tenant_id: &str) -> Vec<u8> {
     format!("gatehouse session v1:{tenant_id}").into_bytes()
+}
+
+fn seal_under_token(salt: &[u8; 32], token: &str, tenant_id: &str, wk: &Key32) -> Vec<u8> {
+    let k = hs::session_seal_key(token, salt);
+    crypto::seal(k.bytes(), wk.bytes(), &session_ad(tenant_id))
+}
+
+/// A wrapping key waiting to be sealed under the token of a session being made
+/// ([`Handshakes::sealer`]). Owns what it needs, so it can move into the write transaction.
+pub struct TokenSealer {
+    salt: Arc<Zeroizing<[u8; 32]>>,
+    tenant_id: String,
+    wrapping_key: Key32,
+}
+
+impl std::fmt::Debug for TokenSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSealer")
+            .field("tenant_id", &self.tenant_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenSealer {
+    /// The wrapping key sealed under `token` (what [`Handshakes::unseal_with_token`] opens).
+    pub fn seal(&self, token: &SecretToken) -> Vec<u8> {
+        seal_under_token(
+            &self.salt,
+            token.expose(),
+            &self.tenant_id,
+            &self.wrapping_key,
+        )
+    }
 }
 
 /// Unwraps the tenant data key with a wrapping key.
@@ -417,7 +462,7 @@ fn audit(
 #[derive(Debug)]
 pub struct Confirmed {
     /// The `dst_sess_` token (shown once).
-    pub session_token: tokens::SecretToken,
+    pub session_token: SecretToken,
     /// Idle expiry (Unix seconds); `POST /api/session/refresh` extends it.
     pub expires_at: i64,
     /// Absolute expiry (Unix seconds).
@@ -476,11 +521,8 @@ pub async fn confirm(
         info.mode,
         info.username.clone(),
     );
-    let token = tokens::new_token("dst_sess_");
-    let token_hash = ctx.pepper.hash(token.expose().as_bytes());
-    let sealed = ctx
-        .handshakes
-        .seal_for_token(token.expose(), &tenant_id, &finished.wrapping_key);
+    let sealer = ctx.handshakes.sealer(&tenant_id, &finished.wrapping_key);
+    let pepper = ctx.pepper.clone();
     let now = store::now();
     let s = &ctx.settings.session;
     let expires_at = now + i64::try_from(s.absolute_timeout_secs).unwrap_or(86_400);
@@ -518,26 +560,27 @@ pub async fn confirm(
                     dek
                 }
             };
-            let id = store::sessions::insert(
+            let (id, token) = sessions::insert(
                 tx,
+                &pepper,
+                sessions::PREFIX,
                 &store::sessions::NewSession {
-                    token_hash: &token_hash,
                     kind: "handshake",
                     user_id: Some(user_id),
                     tenant_id: Some(&t),
                     mode: mode.as_str(),
-                    sealed_key: Some(&sealed),
                     user_agent: ua.as_deref(),
                     ip: ip.as_deref(),
                     now,
                     idle_expires_at: idle,
                     expires_at,
                 },
+                Some(&sealer),
             )?;
-            Ok((id, dek))
+            Ok((id, dek, token))
         })
         .await;
-    let (session_id, dek) = match res {
+    let (session_id, dek, token) = match res {
         Ok(x) => x,
         Err(e) => return Err(fail(e, &info)),
     };

@@ -7,7 +7,7 @@
 
 use super::handshake::{self, LiveKeys};
 use super::principal::{CredentialKind, Mode, Principal};
-use super::Ctx;
+use super::{runs, sessions, Ctx};
 use crate::crypto::tokens;
 use crate::error::{Error, Result};
 use crate::store;
@@ -17,18 +17,18 @@ pub const RUN_SCOPE: &str = "workflow.callback";
 
 /// Resolves a `dst_sess_` (handshake) or `dst_run_` token. `Ok(None)`: a browser session.
 pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Option<Principal>> {
-    let run = raw.starts_with("dst_run_");
-    let prefix = if run { "dst_run_" } else { "dst_sess_" };
+    let run = raw.starts_with(runs::PREFIX);
+    let prefix = if run { runs::PREFIX } else { sessions::PREFIX };
     if !tokens::token_well_formed(raw, prefix) {
         return Err(Error::MalformedCredential);
     }
     handshake::sweep(ctx).await;
-    let hash = ctx.pepper.hash(raw.as_bytes());
+    let (claimed_id, hash) = sessions::lookup_key(ctx, raw, prefix);
     let now = store::now();
     let found = ctx
         .db
         .read(move |c| {
-            let Some(row) = store::handshake::session_by_hash(c, &hash)? else {
+            let Some(row) = store::sessions::by_token(c, claimed_id, &hash)? else {
                 return Ok(None);
             };
             let user = match row.user_id {

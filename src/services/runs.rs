@@ -4,11 +4,15 @@
 
 use super::handshake::{self, LiveKeys};
 use super::principal::{CredentialKind, Principal};
+use super::sessions;
 use super::Ctx;
 use crate::crypto::{self, tokens};
 use crate::error::{Error, Result};
 use crate::store;
 use crate::store::handshake::RunRow;
+
+/// Prefix of run session tokens.
+pub const PREFIX: &str = "dst_run_";
 
 /// A started run (the token is shown once).
 #[derive(Debug)]
@@ -61,11 +65,8 @@ pub async fn start(ctx: &Ctx, p: &Principal, workflow: &str) -> Result<Started> 
     check_workflow(workflow)?;
     let (_, keys) = handshake::keys_of(ctx, p)?;
     let user_id = p.require_user()?;
-    let token = tokens::new_token("dst_run_");
-    let hash = ctx.pepper.hash(token.expose().as_bytes());
-    let sealed = ctx
-        .handshakes
-        .seal_for_token(token.expose(), &keys.tenant_id, &keys.wrapping_key);
+    let sealer = ctx.handshakes.sealer(&keys.tenant_id, &keys.wrapping_key);
+    let pepper = ctx.pepper.clone();
     let now = store::now();
     let expires_at = now + i64::try_from(ctx.settings.handshake.run_ttl_secs).unwrap_or(86_400);
     let run = RunRow {
@@ -83,24 +84,25 @@ pub async fn start(ctx: &Ctx, p: &Principal, workflow: &str) -> Result<Started> 
         expires_at,
     };
     let r = run.clone();
-    let session_id = ctx
+    let (session_id, token) = ctx
         .db
         .write(move |tx| {
-            let sid = store::sessions::insert(
+            let (sid, token) = sessions::insert(
                 tx,
+                &pepper,
+                PREFIX,
                 &store::sessions::NewSession {
-                    token_hash: &hash,
                     kind: "run",
                     user_id: Some(user_id),
                     tenant_id: Some(&r.tenant_id),
                     mode: &r.mode,
-                    sealed_key: Some(&sealed),
                     user_agent: None,
                     ip: None,
                     now,
                     idle_expires_at: expires_at,
                     expires_at,
                 },
+                Some(&sealer),
             )?;
             store::handshake::insert_run(
                 tx,
@@ -113,7 +115,7 @@ pub async fn start(ctx: &Ctx, p: &Principal, workflow: &str) -> Result<Started> 
                 now,
                 expires_at,
             )?;
-            Ok(sid)
+            Ok((sid, token))
         })
         .await?;
     ctx.handshakes

@@ -1,8 +1,13 @@
 //! Browser sessions: sign-in, resolution, sliding idle expiry, refresh, listing, revocation and
 //! switching the active organization.
 //!
-//! A session token (`dst_sess_` + 43 base62) is stored only as its keyed hash. Every sign-in
-//! makes a new token (no fixation) and ends the session the browser held before, if any.
+//! A session token (`dst_sess_` + 43 base62) is a split token: its first 11 characters are the
+//! session's row id, the other 32 are random, and the row keeps only the keyed hash of the whole
+//! token. A look-up reads the row by id and compares the hash ([`store::sessions::by_token`]), so
+//! the table needs no index over random hashes; tokens from before ids were carried are still
+//! found by hash. [`insert`] makes every kind of session (browser, handshake, run) this way.
+//! Every sign-in makes a new token (no fixation) and ends the session the browser held before,
+//! if any.
 //! Use slides the idle expiry, but the row is written at most once per `touch interval`
 //! (a minute, or a quarter of the idle timeout if that is shorter), so a busy session does not
 //! cost one write per request. The absolute expiry never moves.
@@ -12,11 +17,13 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::audit::Detail;
+use super::handshake::TokenSealer;
 use super::principal::{CredentialKind, Mode, Principal};
 use super::Ctx;
-use crate::crypto::tokens::{new_token, token_well_formed, SecretToken};
+use crate::crypto::tokens::{new_token_with_id, token_id, token_well_formed, SecretToken};
+use crate::crypto::Pepper;
 use crate::error::{Error, Result};
-use crate::store::sessions::{NewSession, SessionRow};
+use crate::store::sessions::{FromToken, NewSession, SessionRow};
 use crate::store::tenants::TenantRow;
 use crate::store::users::UserRow;
 use crate::store::{self};
@@ -68,6 +75,35 @@ fn hash(ctx: &Ctx, token: &str) -> Vec<u8> {
     ctx.pepper.hash(token.as_bytes()).to_vec()
 }
 
+/// What a presented session or run token is looked up by: the row id it carries (`None` if it
+/// reads as none) and its keyed hash. Call [`token_well_formed`] first.
+pub fn lookup_key(ctx: &Ctx, raw: &str, prefix: &str) -> (Option<i64>, Vec<u8>) {
+    let id = token_id(raw, prefix).and_then(|n| i64::try_from(n).ok());
+    (id, hash(ctx, raw))
+}
+
+/// Inserts a session of any kind and makes its token, inside the caller's write transaction:
+/// the token carries the row id the store picks, and the row keeps the token's keyed hash.
+/// `sealer` (handshake and run sessions) seals the wrapping key under the new token. Returns
+/// the id and the token (to show once).
+pub fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    pepper: &Pepper,
+    prefix: &str,
+    row: &NewSession<'_>,
+    sealer: Option<&TokenSealer>,
+) -> Result<(i64, SecretToken)> {
+    store::sessions::insert(tx, row, |id| {
+        let id = u64::try_from(id).map_err(|_| Error::internal("negative session id"))?;
+        let token = new_token_with_id(prefix, id);
+        let kept = FromToken {
+            token_hash: pepper.hash(token.expose().as_bytes()).to_vec(),
+            sealed_key: sealer.map(|s| s.seal(&token)),
+        };
+        Ok((kept, token))
+    })
+}
+
 fn touch_interval(ctx: &Ctx) -> i64 {
     let idle = i64::try_from(ctx.settings.session.idle_timeout_secs).unwrap_or(i64::MAX);
     (idle / 4).clamp(0, 60)
@@ -94,13 +130,12 @@ pub struct Origin {
 
 /// Starts a browser session for a user who has just proven who they are.
 pub async fn start(ctx: &Ctx, user: UserRow, origin: Origin, method: &str) -> Result<Started> {
-    let token = new_token(PREFIX);
-    let token_hash = hash(ctx, token.expose());
-    let old_hash = origin
+    let pepper = ctx.pepper.clone();
+    let replaced = origin
         .replaces
         .as_deref()
         .filter(|t| token_well_formed(t, PREFIX))
-        .map(|t| hash(ctx, t));
+        .map(|t| lookup_key(ctx, t, PREFIX));
     let now = store::now();
     let (idle, abs) = (idle_secs(ctx), absolute_secs(ctx));
     let ua: Option<String> = origin
@@ -109,36 +144,37 @@ pub async fn start(ctx: &Ctx, user: UserRow, origin: Origin, method: &str) -> Re
         .map(|s| s.chars().take(256).collect());
     let ip = origin.ip.map(|i| i.to_string());
     let user_id = user.id;
-    let (session, org) = ctx
+    let (session, org, token) = ctx
         .db
         .write(move |tx| {
-            if let Some(h) = old_hash {
-                if let Some(old) = store::sessions::by_hash(tx, &h)? {
+            if let Some((claimed_id, h)) = replaced {
+                if let Some(old) = store::sessions::by_token(tx, claimed_id, &h)? {
                     store::sessions::revoke(tx, old.id, None, now)?;
                 }
             }
             let org = store::tenants::memberships_of(tx, user_id)?
                 .into_iter()
                 .next();
-            let id = store::sessions::insert(
+            let (id, token) = insert(
                 tx,
+                &pepper,
+                PREFIX,
                 &NewSession {
-                    token_hash: &token_hash,
                     kind: "browser",
                     user_id: Some(user_id),
                     tenant_id: org.as_ref().map(|(t, _)| t.id.as_str()),
                     mode: "live",
-                    sealed_key: None,
                     user_agent: ua.as_deref(),
                     ip: ip.as_deref(),
                     now,
                     idle_expires_at: now.saturating_add(idle).min(now.saturating_add(abs)),
                     expires_at: now.saturating_add(abs),
                 },
+                None,
             )?;
             let s = store::sessions::get(tx, id)?
                 .ok_or_else(|| Error::internal("inserted session vanished"))?;
-            Ok((s, org))
+            Ok((s, org, token))
         })
         .await?;
     ctx.audit.record(
@@ -173,12 +209,12 @@ pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Principal> {
     if !token_well_formed(raw, PREFIX) {
         return Err(Error::MalformedCredential);
     }
-    let h = hash(ctx, raw);
+    let (claimed_id, h) = lookup_key(ctx, raw, PREFIX);
     let now = store::now();
     let found = ctx
         .db
         .read(move |c| {
-            let Some(s) = store::sessions::by_hash(c, &h)? else {
+            let Some(s) = store::sessions::by_token(c, claimed_id, &h)? else {
                 return Ok(None);
             };
             let user = match s.user_id {

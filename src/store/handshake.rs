@@ -1,5 +1,6 @@
-//! SQL for the handshake sign-in: tenant keys, handshake and run sessions, secrets, runs and
-//! their events. Every blob stored here is a public key or ciphertext; no key is ever in clear.
+//! SQL for the handshake sign-in: tenant keys, the sealed keys and revocation of handshake and
+//! run sessions (made and looked up in [`super::sessions`]), secrets, runs and their events.
+//! Every blob stored here is a public key or ciphertext; no key is ever in clear.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -64,53 +65,6 @@ pub fn rotate_tenant_key(
          WHERE id = ?1",
         params![tenant_id, pk, wrapped, now],
     )? == 1)
-}
-
-/// A stored session, as the resolver needs it.
-#[derive(Debug, Clone)]
-pub struct SessionRow {
-    /// Row id.
-    pub id: i64,
-    /// `browser`, `handshake` or `run`.
-    pub kind: String,
-    /// The user.
-    pub user_id: Option<i64>,
-    /// The tenant.
-    pub tenant_id: Option<String>,
-    /// `live` or `test`.
-    pub mode: String,
-    /// Sealed wrapping key.
-    pub sealed_key: Option<Vec<u8>>,
-    /// Idle expiry.
-    pub idle_expires_at: i64,
-    /// Absolute expiry.
-    pub expires_at: i64,
-    /// Revocation time.
-    pub revoked_at: Option<i64>,
-}
-
-/// A session by the keyed hash of its token.
-pub fn session_by_hash(c: &Connection, hash: &[u8]) -> Result<Option<SessionRow>> {
-    Ok(c.query_row(
-        "SELECT id, kind, user_id, tenant_id, mode, sealed_key, idle_expires_at, expires_at,
-                revoked_at
-         FROM sessions WHERE token_hash = ?1",
-        [hash],
-        |r| {
-            Ok(SessionRow {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                user_id: r.get(2)?,
-                tenant_id: r.get(3)?,
-                mode: r.get(4)?,
-                sealed_key: r.get(5)?,
-                idle_expires_at: r.get(6)?,
-                expires_at: r.get(7)?,
-                revoked_at: r.get(8)?,
-            })
-        },
-    )
-    .optional()?)
 }
 
 /// Revokes every key-carrying session of a tenant except one.

@@ -32,8 +32,17 @@ use crate::config::{DatabaseSettings, Synchronous};
 use crate::error::{Error, Result};
 
 /// The embedded migrations, in order. Append only; never edit a shipped one.
+///
+/// Each one ends by checking foreign keys (`PRAGMA foreign_key_check`), because they run with
+/// enforcement off: a table rebuild (0006) drops the old table, which with enforcement on would
+/// fire the `ON DELETE` actions of the tables pointing at it.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+    Migrations::new(
+        MIGRATIONS
+            .iter()
+            .map(|sql| M::up(sql).foreign_key_check())
+            .collect(),
+    )
 }
 
 /// The migration scripts, in order.
@@ -43,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_jwt.sql"),
     include_str!("../../migrations/0004_browser.sql"),
     include_str!("../../migrations/0005_handshake.sql"),
+    include_str!("../../migrations/0006_session_token_id.sql"),
 ];
 
 /// How many migrations the binary carries (the schema version of an up-to-date file).
@@ -130,7 +140,9 @@ impl Db {
             let mut conn = Connection::open(path)?;
             conn.busy_timeout(Duration::from_millis(cfg.busy_timeout_ms))?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "foreign_keys", "ON")?;
+            // Off while migrating (SQLite's procedure for rebuilding a table); each migration
+            // checks the keys before it commits. The pools' connections turn it on.
+            conn.pragma_update(None, "foreign_keys", "OFF")?;
             migrations()
                 .to_latest(&mut conn)
                 .map_err(|e| Error::internal(format!("migration failed: {e}")))?;

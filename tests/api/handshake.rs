@@ -859,7 +859,13 @@ async fn the_database_holds_no_key_token_or_secret_in_the_clear() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let live = app.ctx.handshakes.live(1).expect("session 1's keys");
+    // The session token carries its row id, the key of the in-memory session keys.
+    let session_id = gatehouse::crypto::tokens::token_id(&token, "dst_sess_").unwrap() as i64;
+    let live = app
+        .ctx
+        .handshakes
+        .live(session_id)
+        .expect("the session's keys");
     let wk = *live.wrapping_key.bytes();
     let dek = *live.dek.bytes();
     let seed_priv = *t.seed.static_private().bytes();

@@ -13,4 +13,5 @@ mod keys;
 mod nginx;
 mod openapi;
 mod pages;
+mod sessions;
 mod verify;
