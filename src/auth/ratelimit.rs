@@ -68,7 +68,7 @@ struct PlanLimiter {
 
 /// Every in-memory limiter.
 pub struct RateLimits {
-    plans: HashMap<String, PlanLimiter>,
+    plans: HashMap<String, PlanLimiter, foldhash::fast::RandomState>,
     default_plan: String,
     test_plan: String,
     in_flight: DashMap<i64, Arc<AtomicU32>, foldhash::fast::RandomState>,

@@ -155,18 +155,15 @@ impl Db {
             .max_size(1)
             .connection_timeout(timeout)
             .build(writer_mgr)?;
-        let readers = readers::Readers::start(
-            (0..cfg.pool_size.max(1))
-                .map(|_| {
-                    let c = Connection::open_with_flags(
-                        path,
-                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                    )?;
-                    apply_pragmas(&c, sync, busy, true)?;
-                    Ok(c)
-                })
-                .collect::<Result<Vec<_>>>()?,
-        )?;
+        let reader_path = path.to_path_buf();
+        let readers = readers::Readers::start(cfg.pool_size.max(1) as usize, move || {
+            let c = Connection::open_with_flags(
+                &reader_path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            apply_pragmas(&c, sync, busy, true)?;
+            Ok(c)
+        })?;
         let alive = std::sync::Arc::new(());
         spawn_checkpointer(path, busy, std::sync::Arc::downgrade(&alive));
         Ok(Db {

@@ -3,11 +3,13 @@
 //!
 //! A read is boxed, queued, and run by whichever reader thread is free; its result comes back
 //! through a oneshot channel the caller awaits, so no actix worker ever runs SQLite. A reader
-//! that finds more work queued when it finishes takes it at once, so under load a thread runs
-//! read after read without sleeping, and a burst of reads costs a few thread wake-ups rather
-//! than a wake-up (and a pool-lock hand-off) per read, as `spawn_blocking` plus a connection
-//! pool did — measured in `BENCHMARKS.md`, section 2. A full queue answers 503 at once instead
-//! of growing without bound.
+//! that finishes looks for more work before it sleeps (crossbeam's receive spins briefly,
+//! yielding the CPU), so under load a thread runs read after read and a burst of reads costs a
+//! few thread wake-ups rather than a wake-up (and a pool-lock hand-off) per read, as
+//! `spawn_blocking` plus a connection pool did. A condition-variable queue that sleeps at once
+//! was measured too: it cost a wake-up per read again (25.9 against 17.5 µs of server CPU per
+//! verify that misses the key cache; `BENCHMARKS.md`, section 2). A full queue answers 503 at
+//! once instead of growing without bound.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -28,18 +30,38 @@ pub struct Readers {
 }
 
 impl Readers {
-    /// Starts one thread per connection.
-    pub fn start(connections: Vec<Connection>) -> Result<Readers> {
+    /// Starts `threads` reader threads. Each opens its connection with `open` when it gets its
+    /// first read (an idle server holds no reader connection: they cost ≈0.1 MiB each), and
+    /// again after a failed open.
+    pub fn start<O>(threads: usize, open: O) -> Result<Readers>
+    where
+        O: Fn() -> Result<Connection> + Clone + Send + 'static,
+    {
         let (jobs, queue) = bounded::<Job>(QUEUE);
-        for (i, conn) in connections.into_iter().enumerate() {
+        for i in 0..threads.max(1) {
             let queue = queue.clone();
+            let open = open.clone();
             std::thread::Builder::new()
                 .name(format!("gatehouse-read-{i}"))
                 .spawn(move || {
+                    let mut conn: Option<Connection> = None;
                     while let Ok(job) = queue.recv() {
-                        // A panicking read drops its result sender (the caller gets an error);
-                        // the thread and its connection stay in service.
-                        let _ = catch_unwind(AssertUnwindSafe(|| job(&conn)));
+                        if conn.is_none() {
+                            match open() {
+                                Ok(c) => conn = Some(c),
+                                Err(e) => {
+                                    // Dropping the job drops its result sender: the caller
+                                    // gets an error, and the next read tries again.
+                                    tracing::error!(error = %e, "cannot open a read connection");
+                                    continue;
+                                }
+                            }
+                        }
+                        if let Some(c) = &conn {
+                            // A panicking read drops its result sender (the caller gets an
+                            // error); the thread and its connection stay in service.
+                            let _ = catch_unwind(AssertUnwindSafe(|| job(c)));
+                        }
                     }
                 })
                 .map_err(|e| Error::internal(format!("cannot start a reader thread: {e}")))?;
