@@ -119,7 +119,10 @@ fn apply_pragmas(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; PRAGMA temp_store = MEMORY; \
          PRAGMA cache_size = -8000;{}",
         if read_only {
-            " PRAGMA query_only = ON;"
+            // Readers map the file: every reader thread shares the OS page cache instead of
+            // copying pages into its own cache through a read() each (a verify that misses the
+            // key cache, over 100 000 keys: 20.3 -> 18.7 us of server CPU, back-to-back runs).
+            " PRAGMA query_only = ON; PRAGMA mmap_size = 268435456;"
         } else {
             // The checkpointer thread folds the WAL back; a commit never runs a checkpoint
             // (measured: every ~1000 pages, the auto-checkpoint made a cleanup commit take
