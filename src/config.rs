@@ -475,7 +475,7 @@ impl Default for CleanupSettings {
     fn default() -> Self {
         CleanupSettings {
             schedule: "0 */5 * * * *".to_owned(),
-            batch_time_budget_ms: 10,
+            batch_time_budget_ms: 5,
             audit_retention_days: 90,
         }
     }
