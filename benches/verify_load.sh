@@ -20,7 +20,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-rss() { awk '/VmRSS/{print $2 " kB"}' "/proc/$1/status"; }
+rss() { awk '/VmRSS/{r=$2} /RssAnon/{a=$2} /RssFile/{f=$2} END{print r " kB (anon " a ", file " f ")"}' "/proc/$1/status"; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 # run NAME URL [extra wrk args…]: prints Requests/sec, latency percentiles, non-2xx count.
 run() {
