@@ -33,16 +33,14 @@ fn main() {
     };
     let alone = median((0..rounds).map(|_| time()).collect());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let parallel = median(
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..cores)
-                .map(|_| s.spawn(|| (0..rounds).map(|_| time()).collect::<Vec<f64>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("thread"))
-                .collect::<Vec<f64>>()
-        }),
-    );
+    let parallel = median(std::thread::scope(|s| {
+        let handles: Vec<_> = (0..cores)
+            .map(|_| s.spawn(|| (0..rounds).map(|_| time()).collect::<Vec<f64>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("thread"))
+            .collect::<Vec<f64>>()
+    }));
     println!("hash_ms_alone={alone:.2} hash_ms_parallel={parallel:.2} cores={cores}");
 }
