@@ -15,9 +15,12 @@
 -- not carry them, so a partial index still finds them by hash. Every new session gets an id of
 -- 2^40 or more (the store picks it), stays out of that index, and costs it nothing to insert or
 -- delete. The index empties as the old sessions expire and are cleaned up.
+--
+-- AUTOINCREMENT: an id is never given twice, even after the newest session is deleted (ids
+-- also key in-memory state, such as a handshake session's live keys, until a sweep drops it).
 
 CREATE TABLE new_sessions (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
     token_hash       BLOB    NOT NULL,
     kind             TEXT    NOT NULL CHECK (kind IN ('browser', 'handshake', 'run')),
     user_id          INTEGER REFERENCES users(id) ON DELETE CASCADE,

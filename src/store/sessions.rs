@@ -134,11 +134,15 @@ pub fn insert<T>(
     s: &NewSession<'_>,
     mint: impl FnOnce(i64) -> Result<(FromToken, T)>,
 ) -> Result<(i64, T)> {
+    // Past every id ever given (`sqlite_sequence` remembers deleted ones: the table is
+    // AUTOINCREMENT), so a token or in-memory state of a deleted session never names a new one.
     let id: i64 = c.query_row(
-        "SELECT max(coalesce(max(id) + 1, 0), ?1) FROM sessions",
-        [FIRST_CARRIED_ID],
+        "SELECT max(coalesce((SELECT max(id) FROM sessions), 0),
+                    coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'sessions'), 0)) + 1",
+        [],
         |r| r.get(0),
     )?;
+    let id = id.max(FIRST_CARRIED_ID);
     let (kept, out) = mint(id)?;
     c.execute(
         "INSERT INTO sessions (id, token_hash, kind, user_id, tenant_id, mode, sealed_key,
@@ -342,6 +346,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(insert(&c, &new, mint).unwrap().0, FIRST_CARRIED_ID + 2);
+        // Deleting the newest row does not hand its id out again.
+        let (d, _) = insert(&c, &new, mint).unwrap();
+        c.execute("DELETE FROM sessions WHERE id = ?1", [d])
+            .unwrap();
+        let (e, _) = insert(&c, &new, mint).unwrap();
+        assert_eq!(e, d + 1);
+        c.execute("DELETE FROM sessions WHERE id >= ?1", [d])
+            .unwrap();
 
         let hash_of = |id: i64| id.to_be_bytes().to_vec();
         let found = |claimed, hash: &[u8]| by_token(&c, claimed, hash).unwrap().map(|s| s.id);
