@@ -181,6 +181,8 @@ async fn sign_in_walk_pages_and_sign_out_in_chromium() {
             .click()
             .await
             .unwrap();
+        // The answer page replaces this one after the click: wait for the key to be shown.
+        wait_text(c, "#new-key-secret", "sk_live_").await;
         let secret = text_of(c, "#new-key-secret").await;
         assert!(secret.starts_with("sk_live_"), "{secret}");
         b.screenshot("api-keys").await;
