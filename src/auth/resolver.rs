@@ -99,17 +99,13 @@ pub async fn resolve_full(
     }
 }
 
-/// Every kind but API keys: sessions (handshake rows first; a `browser` row answers `None`
-/// there and goes to the browser sessions), run sessions, portal tokens and JWTs.
+/// Every kind but API keys: sessions and run sessions (one read of the row, whatever its kind),
+/// portal tokens and JWTs.
 async fn other_kind(ctx: &Ctx, raw: &str, claimed: Claimed) -> Result<Principal> {
     match claimed {
-        Claimed::Session => match crate::services::handshake_sessions::resolve(ctx, raw).await? {
-            Some(p) => Ok(p),
-            None => crate::services::sessions::resolve(ctx, raw).await,
-        },
-        Claimed::RunSession => crate::services::handshake_sessions::resolve(ctx, raw)
-            .await?
-            .ok_or_else(|| unsupported(ctx, claimed)),
+        Claimed::Session | Claimed::RunSession => {
+            crate::services::handshake_sessions::resolve(ctx, raw).await
+        }
         Claimed::PortalToken => crate::services::portal::resolve(ctx, raw).await,
         Claimed::Jwt => jwt(ctx, raw).await,
         Claimed::ApiKey => Err(unsupported(ctx, claimed)),

@@ -1,9 +1,9 @@
-//! Resolving handshake sessions (`dst_sess_…` rows of kind `handshake`) and run sessions
-//! (`dst_run_…`) to a [`Principal`], recovering the session's keys after a restart.
+//! Resolving session tokens to a [`Principal`]: handshake sessions (`dst_sess_…` rows of kind
+//! `handshake`, recovering the session's keys after a restart) and run sessions (`dst_run_…`)
+//! here, browser sessions (`dst_sess_…` rows of kind `browser`) finished by
+//! [`sessions::finish`] from the same single read.
 //!
-//! Called from the credential resolver's `Session` and `RunSession` arms. A `dst_sess_` row of
-//! kind `browser` is not this module's: [`resolve`] answers `Ok(None)` for it and the resolver
-//! hands it to the browser-session code.
+//! Called from the credential resolver's `Session` and `RunSession` arms.
 
 use super::handshake::{self, LiveKeys};
 use super::principal::{CredentialKind, Mode, Principal};
@@ -15,8 +15,8 @@ use crate::store;
 /// Scope carried by run sessions: they may only deliver workflow callbacks.
 pub const RUN_SCOPE: &str = "workflow.callback";
 
-/// Resolves a `dst_sess_` (handshake) or `dst_run_` token. `Ok(None)`: a browser session.
-pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Option<Principal>> {
+/// Resolves a `dst_sess_` (handshake or browser) or `dst_run_` token.
+pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Principal> {
     let run = raw.starts_with(runs::PREFIX);
     let prefix = if run { runs::PREFIX } else { sessions::PREFIX };
     if !tokens::token_well_formed(raw, prefix) {
@@ -36,7 +36,9 @@ pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Option<Principal>> {
                 None => None,
             };
             let member = match (row.user_id, &row.tenant_id) {
-                (Some(u), Some(t)) => store::tenants::role_of(c, u, t)?.is_some(),
+                (Some(u), Some(t)) if row.kind != "browser" => {
+                    store::tenants::role_of(c, u, t)?.is_some()
+                }
                 _ => false,
             };
             let run = if row.kind == "run" {
@@ -58,7 +60,7 @@ pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Option<Principal>> {
     };
     let expected = if run { "run" } else { "handshake" };
     if row.kind == "browser" && !run {
-        return Ok(None);
+        return sessions::finish(ctx, row, user, now);
     }
     if row.kind != expected {
         return Err(Error::unauthenticated("Unknown or expired session"));
@@ -109,7 +111,7 @@ pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Option<Principal>> {
     if run {
         let run_row =
             run_row.ok_or_else(|| Error::unauthenticated("Unknown or expired session"))?;
-        return Ok(Some(Principal {
+        return Ok(Principal {
             kind: CredentialKind::RunSession,
             subject: format!("run:{}", run_row.id),
             user_id: None,
@@ -121,9 +123,9 @@ pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Option<Principal>> {
             permissions: vec![],
             expires_at,
             credential_id,
-        }));
+        });
     }
-    Ok(Some(Principal {
+    Ok(Principal {
         kind: CredentialKind::Session,
         subject: format!("user:{}", user.id),
         user_id: Some(user.id),
@@ -135,5 +137,5 @@ pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Option<Principal>> {
         permissions: user.permissions,
         expires_at,
         credential_id,
-    }))
+    })
 }

@@ -204,28 +204,12 @@ fn is_live(s: &SessionRow, now: i64) -> bool {
     s.revoked_at.is_none() && s.expires_at > now && s.idle_expires_at > now
 }
 
-/// Resolves a `dst_sess_` token to a principal (400 malformed, 401 unknown/ended).
-pub async fn resolve(ctx: &Ctx, raw: &str) -> Result<Principal> {
-    if !token_well_formed(raw, PREFIX) {
-        return Err(Error::MalformedCredential);
-    }
-    let (claimed_id, h) = lookup_key(ctx, raw, PREFIX);
-    let now = store::now();
-    let found = ctx
-        .db
-        .read(move |c| {
-            let Some(s) = store::sessions::by_token(c, claimed_id, &h)? else {
-                return Ok(None);
-            };
-            let user = match s.user_id {
-                Some(id) => store::users::get(c, id)?,
-                None => None,
-            };
-            Ok(Some((s, user)))
-        })
-        .await?;
-    let (s, user) = match found {
-        Some((s, Some(u))) if is_live(&s, now) && !u.disabled && s.kind != "run" => (s, u),
+/// Finishes resolving a browser session whose row (and user) the session-token resolver
+/// ([`super::handshake_sessions::resolve`]) has read: 401 unless it is live and its user
+/// enabled; slides the idle expiry at most once per touch interval, off the request path.
+pub fn finish(ctx: &Ctx, s: SessionRow, user: Option<UserRow>, now: i64) -> Result<Principal> {
+    let user = match user {
+        Some(u) if is_live(&s, now) && !u.disabled && s.kind == "browser" => u,
         _ => return Err(Error::unauthenticated(SESSION_ENDED)),
     };
     if now - s.last_seen_at >= touch_interval(ctx) {
