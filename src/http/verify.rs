@@ -285,7 +285,6 @@ pub async fn forward(
     }
     // What the identity headers and requirements need, borrowed from the cached key identity
     // or the principal of any other kind.
-    let principal;
     let (kind, mode, scopes, subject, tenant, user) = match &resolved {
         Resolved::ApiKey(k) => (
             CredentialKind::ApiKey,
@@ -295,17 +294,14 @@ pub async fn forward(
             k.tenant_id.as_str(),
             k.username.as_str(),
         ),
-        Resolved::Other(p) => {
-            principal = p;
-            (
-                principal.kind,
-                principal.mode,
-                principal.scopes.as_slice(),
-                std::borrow::Cow::Borrowed(principal.subject.as_str()),
-                principal.tenant_id.as_deref().unwrap_or(""),
-                principal.username.as_deref().unwrap_or(""),
-            )
-        }
+        Resolved::Other(p) => (
+            p.kind,
+            p.mode,
+            p.scopes.as_slice(),
+            std::borrow::Cow::Borrowed(p.subject.as_str()),
+            p.tenant_id.as_deref().unwrap_or(""),
+            p.username.as_deref().unwrap_or(""),
+        ),
     };
     if let Some(m) = q.mode.as_deref() {
         if m != mode.as_str() {
