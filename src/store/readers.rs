@@ -8,7 +8,7 @@
 //! few thread wake-ups rather than a wake-up (and a pool-lock hand-off) per read, as
 //! `spawn_blocking` plus a connection pool did. A condition-variable queue that sleeps at once
 //! was measured too: it cost a wake-up per read again (25.9 against 17.5 µs of server CPU per
-//! verify that misses the key cache; `BENCHMARKS.md`, section 2). A full queue answers 503 at
+//! verify that misses the key cache; `BENCHMARKS.md`, section 4). A full queue answers 503 at
 //! once instead of growing without bound.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
