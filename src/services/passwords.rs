@@ -1,44 +1,47 @@
 //! The bounded Argon2id pool.
 //!
-//! At most `hash_concurrency` hashes run at once (each takes `argon2_mem_limit_kib` of memory),
-//! and at most `hash_queue` more wait for a slot; beyond that a request gets 503 at once. So a
-//! flood of sign-ins queues or is refused, and memory stays bounded at concurrency × m.
+//! `hash_concurrency` threads (one per core by default) each compute one hash at a time, fed
+//! from one queue that holds at most `hash_queue` waiting hashes; beyond that a request gets 503
+//! at once. So a flood of sign-ins queues or is refused, and memory stays bounded at
+//! concurrency × m. A hash thread that finishes takes the next queued hash itself, so under load
+//! the cores go from hash to hash without a wake-up hand-off between them (a semaphore in front
+//! of `spawn_blocking` cost three thread wake-ups per hash; `BENCHMARKS.md`, section 4).
 //! Verifying against an unknown user hashes against a dummy hash of the same cost, so unknown
 //! users and wrong passwords take the same time.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::Semaphore;
+use crossbeam_channel::{bounded, Sender, TrySendError};
 
 use super::types::Password;
 use crate::config::PasswordSettings;
 use crate::crypto::password::{self, Params};
 use crate::error::{Error, Result};
 
-/// The bounded hashing pool.
-#[derive(Debug)]
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The bounded hashing pool; its threads end when the last handle is dropped.
 pub struct Hasher {
-    slots: Arc<Semaphore>,
-    waiting: AtomicUsize,
-    max_in_flight: usize,
+    jobs: Sender<Job>,
     params: Params,
     dummy: Arc<OnceLock<String>>,
 }
 
-struct QueueGuard<'a>(&'a AtomicUsize);
-
-impl Drop for QueueGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hasher")
+            .field("queued", &self.jobs.len())
+            .field("params", &self.params)
+            .finish()
     }
 }
 
 impl Hasher {
-    /// Builds the pool; the dummy hash is computed on a background thread so start-up does not
-    /// wait for it (a verify that needs it first waits for that one computation).
+    /// Starts the hash threads; the dummy hash is computed on a background thread so start-up
+    /// does not wait for it (a verify that needs it first waits for that one computation).
     pub fn new(cfg: &PasswordSettings) -> Result<Hasher> {
-        let slots = if cfg.hash_concurrency == 0 {
+        let threads = if cfg.hash_concurrency == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
             cfg.hash_concurrency
@@ -60,10 +63,23 @@ impl Hasher {
                     libc::malloc_trim(0);
                 }
             });
+        // The queue holds the waiting hashes; a thread holds the one it computes.
+        let (jobs, queue) = bounded::<Job>(cfg.hash_queue);
+        for i in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("gatehouse-hash-{i}"))
+                .spawn(move || {
+                    while let Ok(job) = queue.recv() {
+                        // A panicking hash drops its result sender (the caller gets an error);
+                        // the thread stays in service.
+                        let _ = catch_unwind(AssertUnwindSafe(job));
+                    }
+                })
+                .map_err(|e| Error::internal(format!("cannot start a hash thread: {e}")))?;
+        }
         Ok(Hasher {
-            slots: Arc::new(Semaphore::new(slots)),
-            waiting: AtomicUsize::new(0),
-            max_in_flight: slots + cfg.hash_queue,
+            jobs,
             params,
             dummy,
         })
@@ -78,21 +94,23 @@ impl Hasher {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {
-        let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
-        let _guard = QueueGuard(&self.waiting);
-        if queued >= self.max_in_flight {
-            return Err(Error::Unavailable(
-                "too many password hashes in progress".into(),
-            ));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(Error::Unavailable(
+                    "too many password hashes in progress".into(),
+                ))
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(Error::internal("the hash pool has stopped"))
+            }
         }
-        let _permit = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| Error::internal("hash pool closed"))?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(Error::internal)
+        rx.await
+            .map_err(|_| Error::internal("a password hash failed"))
     }
 
     /// Hashes a new password with the current parameters.

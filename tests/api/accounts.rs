@@ -1225,3 +1225,48 @@ async fn parallel_guesses_cannot_overrun_the_account_limit() {
         "only the limit's worth of guesses reach the password check"
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_sign_ins_queues_on_the_hash_pool_or_gets_503() {
+    // One hash at a time and one waiting: the rest of a burst is refused at once. Hashes at
+    // t = 8 (≈ 60 ms) so the burst surely arrives while the first is computed.
+    let app = spawn_with(|s| {
+        s.password.argon2_ops_limit = 8;
+        s.password.hash_concurrency = 1;
+        s.password.hash_queue = 1;
+        s.login.max_failures_per_account = 1_000;
+        s.login.max_failures_per_address = 1_000;
+    })
+    .await;
+    app.create_user("flood", PW, false).await;
+    let burst = (0..12).map(|_| {
+        post(
+            &app,
+            "/api/accounts/token/",
+            json!({"username": "flood", "password": PW}),
+        )
+    });
+    let answers = futures_util::future::join_all(burst).await;
+    let (mut ok, mut refused) = (0, 0);
+    for r in answers {
+        match r.status().as_u16() {
+            200 => ok += 1,
+            503 => {
+                assert_eq!(r.headers()["retry-after"], "1");
+                assert_eq!(
+                    error_message(r, 503).await,
+                    "Service temporarily unavailable, retry shortly"
+                );
+                refused += 1;
+            }
+            other => panic!("a sign-in in the burst got {other}"),
+        }
+    }
+    assert!(ok >= 1, "no sign-in of the burst got through");
+    assert!(
+        refused >= 1,
+        "a burst of 12 on 1 slot + 1 queued was never refused"
+    );
+    // The pool is still in service afterwards.
+    pair(&app, "flood", PW).await;
+}
