@@ -167,10 +167,6 @@ pub async fn verify(ctx: &Ctx, token: &str, origin: sessions::Origin) -> Result<
     if user.disabled {
         return Err(fail("disabled user"));
     }
-    let uid = user.id;
-    ctx.db
-        .write(move |tx| store::users::touch_login(tx, uid, now))
-        .await?;
     ctx.audit.record(
         "login",
         true,
@@ -181,7 +177,13 @@ pub async fn verify(ctx: &Ctx, token: &str, origin: sessions::Origin) -> Result<
             ..Detail::default()
         },
     );
-    sessions::start(ctx, user, origin, "magic_link").await
+    sessions::start(
+        ctx,
+        users::SignIn::without_password(user),
+        origin,
+        "magic_link",
+    )
+    .await
 }
 
 /// Creates a password-less user for an address that signed up by link.

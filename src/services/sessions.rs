@@ -128,8 +128,14 @@ pub struct Origin {
     pub replaces: Option<String>,
 }
 
-/// Starts a browser session for a user who has just proven who they are.
-pub async fn start(ctx: &Ctx, user: UserRow, origin: Origin, method: &str) -> Result<Started> {
+/// Starts a browser session for a user who has just proven who they are, and records the
+/// sign-in in the same transaction.
+pub async fn start(
+    ctx: &Ctx,
+    signed: super::users::SignIn,
+    origin: Origin,
+    method: &str,
+) -> Result<Started> {
     let pepper = ctx.pepper.clone();
     let replaced = origin
         .replaces
@@ -143,10 +149,11 @@ pub async fn start(ctx: &Ctx, user: UserRow, origin: Origin, method: &str) -> Re
         .as_deref()
         .map(|s| s.chars().take(256).collect());
     let ip = origin.ip.map(|i| i.to_string());
-    let user_id = user.id;
-    let (session, org, token) = ctx
+    let user_id = signed.user.id;
+    let (session, org, token, signed) = ctx
         .db
         .write(move |tx| {
+            signed.record(tx, now)?;
             if let Some((claimed_id, h)) = replaced {
                 if let Some(old) = store::sessions::by_token(tx, claimed_id, &h)? {
                     store::sessions::revoke(tx, old.id, None, now)?;
@@ -174,9 +181,10 @@ pub async fn start(ctx: &Ctx, user: UserRow, origin: Origin, method: &str) -> Re
             )?;
             let s = store::sessions::get(tx, id)?
                 .ok_or_else(|| Error::internal("inserted session vanished"))?;
-            Ok((s, org, token))
+            Ok((s, org, token, signed))
         })
         .await?;
+    let user = signed.user;
     ctx.audit.record(
         "session.created",
         true,

@@ -218,23 +218,25 @@ pub async fn login(
     password: &Password,
     ip: Option<IpAddr>,
 ) -> Result<TokenPair> {
-    let user = users::authenticate(ctx, login, password, ip).await?;
-    issue(ctx, &user).await
+    let signed = users::authenticate(ctx, login, password, ip).await?;
+    issue(ctx, signed).await
 }
 
-/// Starts a new family for a user and returns its first pair.
-pub async fn issue(ctx: &Ctx, user: &UserRow) -> Result<TokenPair> {
+/// Starts a new family for a user who has just signed in, records the sign-in in the same
+/// transaction, and returns the family's first pair.
+pub async fn issue(ctx: &Ctx, signed: users::SignIn) -> Result<TokenPair> {
     let m = mint_ctx(ctx);
-    let user = user.clone();
     ctx.db
         .write(move |tx| {
             let now = store::now();
+            let user = &signed.user;
             let family = crypto::random_base62(22);
             let exp = now.saturating_add(i64::try_from(m.refresh_ttl).unwrap_or(i64::MAX));
             store::refresh_tokens::insert_family(tx, &family, user.id, now, exp)?;
             let fresh = store::users::get(tx, user.id)?
                 .filter(|u| !u.disabled)
                 .ok_or_else(|| Error::unauthenticated(users::BAD_LOGIN))?;
+            signed.record(tx, now)?;
             Ok(mint(&m, tx, &fresh, &family, now)?.0)
         })
         .await

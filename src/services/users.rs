@@ -15,6 +15,32 @@ use crate::store::{self, users::UserRow};
 /// The one message for every failed sign-in.
 pub const BAD_LOGIN: &str = "Invalid username or password";
 
+/// A user who has just proven who they are, not yet recorded. The session or token family the
+/// sign-in starts records it ([`SignIn::record`]: the last sign-in time, and the re-hash when the
+/// Argon2id parameters changed) in its own write transaction, so a sign-in costs one durable
+/// commit rather than two.
+#[derive(Debug)]
+pub struct SignIn {
+    /// The user, as read before the password check.
+    pub user: UserRow,
+    rehash: Option<String>,
+}
+
+impl SignIn {
+    /// A sign-in proven by something other than the password (a magic link).
+    pub fn without_password(user: UserRow) -> SignIn {
+        SignIn { user, rehash: None }
+    }
+
+    /// Records the sign-in inside the caller's write transaction.
+    pub fn record(&self, c: &rusqlite::Connection, now: i64) -> Result<()> {
+        if let Some(h) = &self.rehash {
+            store::users::set_password_hash(c, self.user.id, h, now)?;
+        }
+        store::users::touch_login(c, self.user.id, now)
+    }
+}
+
 /// What a new user looks like.
 #[derive(Debug)]
 pub struct NewUser {
@@ -123,13 +149,14 @@ pub async fn create(ctx: &Ctx, new: NewUser) -> Result<UserRow> {
     Ok(user)
 }
 
-/// Checks a user name (or e-mail) and password. Throttled per account and address.
+/// Checks a user name (or e-mail) and password. Throttled per account and address. Writes
+/// nothing: the credential the caller starts records the sign-in ([`SignIn::record`]).
 pub async fn authenticate(
     ctx: &Ctx,
     login: &str,
     password: &Password,
     ip: Option<IpAddr>,
-) -> Result<UserRow> {
+) -> Result<SignIn> {
     ctx.login_throttle.begin(login, ip)?;
     let key = login.to_owned();
     let found = ctx
@@ -159,18 +186,8 @@ pub async fn authenticate(
         Some(h) if ctx.passwords.needs_rehash(h) => Some(ctx.passwords.hash(password).await?),
         _ => None,
     };
-    let id = user.id;
-    let now = store::now();
-    ctx.db
-        .write(move |tx| {
-            if let Some(h) = rehash {
-                store::users::set_password_hash(tx, id, &h, now)?;
-            }
-            store::users::touch_login(tx, id, now)
-        })
-        .await?;
     ctx.audit.record("login", true, detail);
-    Ok(user)
+    Ok(SignIn { user, rehash })
 }
 
 /// Sets a new password and ends every other session and refresh family of the user.

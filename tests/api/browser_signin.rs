@@ -145,6 +145,17 @@ async fn sign_in_as(app: &TestApp, user: &str, password: &str, ua: Option<&str>)
     session_cookie(&resp).expect("session cookie").0
 }
 
+/// The user's recorded last sign-in time, read from the database file.
+fn last_login(app: &TestApp, user: &str) -> Option<i64> {
+    let c = rusqlite::Connection::open(app.ctx.settings.database_path()).unwrap();
+    c.query_row(
+        "SELECT last_login_at FROM users WHERE username = ?1",
+        [user],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 /// The CSRF token a page embeds for this session.
 pub async fn csrf(app: &TestApp, cookie: &str) -> String {
     let page = app
@@ -226,8 +237,11 @@ async fn magic_link_mail_verify_and_single_use() {
         assert!(!body.contains("<script>"), "no inline script");
     }
 
+    assert_eq!(last_login(&app, "alice"), None);
     let resp = verify(&app, &token).await;
     assert_eq!(resp.status().as_u16(), 200);
+    // The sign-in is recorded with the session it started.
+    assert!(last_login(&app, "alice").is_some());
     let (pair, header) = session_cookie(&resp).expect("cookie");
     assert!(pair.starts_with("gatehouse_session=dst_sess_"), "{pair}");
     assert!(header.contains("HttpOnly"), "{header}");
@@ -456,6 +470,23 @@ async fn signup_by_link_only_when_allowed() {
 }
 
 // ---------------------------------------------------------------- sessions
+
+#[tokio::test]
+async fn a_password_sign_in_is_recorded_and_a_wrong_one_is_not() {
+    let app = spawn_with(|_| {}).await;
+    app.create_user("erin", STRONG_PASSWORD, false).await;
+    let resp = app
+        .client
+        .post(app.url("/sign-in"))
+        .form(&[("username", "erin"), ("password", "not her password 9")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(last_login(&app, "erin"), None);
+    sign_in(&app, "erin", STRONG_PASSWORD).await;
+    assert!(last_login(&app, "erin").is_some());
+}
 
 #[tokio::test]
 async fn https_cookie_flags_hsts_and_no_fixation() {

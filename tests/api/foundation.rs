@@ -341,15 +341,19 @@ fn user_add_stores_argon2id_with_configured_parameters_and_rehashes_on_change() 
         s.password.argon2_ops_limit = 3;
         let ctx = gatehouse::services::Ctx::open(s).unwrap();
         let pw = gatehouse::services::types::Password::new(STRONG_PASSWORD.into());
-        gatehouse::services::users::authenticate(&ctx, "carol", &pw, None)
+        gatehouse::services::tokens::login(&ctx, "carol", &pw, None)
             .await
             .unwrap();
     });
-    let hash: String = conn
-        .query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+    // The sign-in recorded itself (re-hash and last sign-in) with the family it started.
+    let (hash, last_login): (String, Option<i64>) = conn
+        .query_row(
+            "SELECT password_hash, last_login_at FROM users WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
+    assert!(last_login.is_some());
     assert_eq!(
         gatehouse::crypto::password::params_of(&hash).unwrap().ops,
         3
@@ -737,7 +741,7 @@ async fn dev_sandbox_seeds_an_admin_and_demo_tenant_once() {
             let p = gatehouse::services::types::Password::new(pw2);
             gatehouse::services::users::authenticate(&ctx, "admin", &p, None)
                 .await
-                .map(|u| u.is_admin)
+                .map(|u| u.user.is_admin)
         })
     })
     .await
