@@ -1,11 +1,12 @@
 -- wrk script for the key benchmark (see docs/bench-keys.md).
 -- Environment: GH_KEYS, GH_INVALID (files, one key a line), GH_MODE = verify | forward,
--- GH_DIST = uniform | skewed, GH_DELAY_MS (per-connection pause, for rate-limited runs).
--- 1 % of requests carry a well-formed but unknown key (a database look-up every time).
+-- GH_DIST = uniform | skewed, GH_DELAY_MS (per-connection pause, for rate-limited runs),
+-- GH_INVALID_PCT (default 1): the share of requests that carry a well-formed but unknown key.
 local keys, invalid = {}, {}
 local mode = os.getenv("GH_MODE") or "verify"
 local dist = os.getenv("GH_DIST") or "uniform"
 local delay_ms = tonumber(os.getenv("GH_DELAY_MS") or "0")
+local invalid_pct = tonumber(os.getenv("GH_INVALID_PCT") or "1")
 
 local function load()
   for l in io.lines(os.getenv("GH_KEYS")) do keys[#keys + 1] = l end
@@ -14,7 +15,7 @@ local function load()
 end
 
 local function pick()
-  if math.random(100) == 1 then
+  if math.random(100) <= invalid_pct then
     return invalid[math.random(#invalid)]
   end
   if dist == "skewed" then
