@@ -134,7 +134,8 @@ pub struct DatabaseSettings {
     pub synchronous: Synchronous,
     /// How long a writer waits for the lock, in milliseconds.
     pub busy_timeout_ms: u64,
-    /// Connections in the pool.
+    /// Reader threads, each with its own read-only connection; 0 (the default) means one per
+    /// core, at least 2.
     pub pool_size: u32,
 }
 
@@ -439,7 +440,7 @@ impl Default for DatabaseSettings {
             path: None,
             synchronous: Synchronous::Full,
             busy_timeout_ms: 5_000,
-            pool_size: 8,
+            pool_size: 0,
         }
     }
 }

@@ -107,6 +107,17 @@ fn sync_name(sync: Synchronous) -> &'static str {
     }
 }
 
+/// How many reader threads `database.pool_size` asks for: 0 means one per core, at least 2.
+/// Reads are CPU work once their pages are cached, so threads beyond the cores only add
+/// hand-offs: on one core, 8 readers cost ≈12 % of the cache-miss verify throughput against 2
+/// (`BENCHMARKS.md`, section 4).
+fn reader_threads(configured: u32) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+        n => n as usize,
+    }
+}
+
 fn apply_pragmas(
     conn: &Connection,
     sync: Synchronous,
@@ -164,7 +175,7 @@ impl Db {
             .connection_timeout(timeout)
             .build(writer_mgr)?;
         let reader_path = path.to_path_buf();
-        let readers = readers::Readers::start(cfg.pool_size.max(1) as usize, move || {
+        let readers = readers::Readers::start(reader_threads(cfg.pool_size), move || {
             let c = Connection::open_with_flags(
                 &reader_path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
