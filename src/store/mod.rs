@@ -298,12 +298,19 @@ pub fn backup(db: &Db, dest: &Path) -> Result<()> {
         let backup = rusqlite::backup::Backup::new(conn, &mut out)?;
         // One step copies every page inside a single read transaction: a consistent snapshot
         // that, under WAL, never blocks the server's writers (small steps would restart on
-        // every write).
-        match backup.step(-1)? {
-            rusqlite::backup::StepResult::Done => Ok(()),
-            other => Err(Error::Unavailable(format!(
-                "backup did not finish: {other:?}"
-            ))),
+        // every write). A step that finds the source busy for a moment (the WAL being reset
+        // by a checkpoint) is retried, as SQLite's documentation says, for up to 10 s.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => return Ok(()),
+                other if std::time::Instant::now() >= deadline => {
+                    return Err(Error::Unavailable(format!(
+                        "backup did not finish: {other:?}"
+                    )))
+                }
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
         }
     })
 }
