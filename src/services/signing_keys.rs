@@ -152,8 +152,22 @@ impl Keyring {
     }
 
     /// Creates a first key if there is none, and loads the set. Called once at start.
+    ///
+    /// Almost every start finds a key, so the set is loaded on a read connection first and the
+    /// write lock is taken only when there is none: a CLI command (`gatehouse backup`) beside a
+    /// server that writes without pause must not queue for the lock, and could time out there.
     pub fn init_blocking(&self, db: &Db, settings: &Settings) -> Result<()> {
         let now = store::now();
+        let ring = self.clone();
+        let loaded = db.read_blocking(move |c| {
+            if store::signing_keys::active(c)?.is_none() {
+                return Ok(false);
+            }
+            ring.load_from(c, now).map(|()| true)
+        })?;
+        if loaded {
+            return Ok(());
+        }
         db.write_blocking(|tx| {
             if store::signing_keys::active(tx)?.is_none() {
                 self.insert_new(tx, settings, now, false)?;

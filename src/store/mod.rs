@@ -202,6 +202,15 @@ impl Db {
         self.readers.run(f).await
     }
 
+    /// The same as [`Db::read`], for code already on a blocking thread (start-up, the CLI).
+    pub fn read_blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.readers.run_blocking(f)
+    }
+
     /// Runs a write in a `BEGIN IMMEDIATE` transaction on the blocking pool; commits on `Ok`.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where

@@ -515,6 +515,41 @@ async fn backup_of_a_live_database_passes_integrity_check_while_the_server_write
     assert_eq!(out.status.code(), Some(5));
 }
 
+#[tokio::test]
+async fn backup_never_waits_for_the_write_lock() {
+    // A server that writes without pause holds the write lock most of the time; the backup
+    // command must get by without it. Here another connection holds it for the whole backup.
+    let app = spawn().await;
+    let blocker = rusqlite::Connection::open(app.ctx.settings.database_path()).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let dest = app.dir.path().join("while-locked.db");
+    let data = app.ctx.settings.data_dir.clone();
+    let out = tokio::task::spawn_blocking({
+        let dest = dest.clone();
+        move || {
+            cli(&data)
+                .env("GATEHOUSE_DATABASE__BUSY_TIMEOUT_MS", "300")
+                .arg("backup")
+                .arg(&dest)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    blocker.execute_batch("ROLLBACK").unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check: String = rusqlite::Connection::open(&dest)
+        .unwrap()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
 #[test]
 fn key_files_are_private_and_the_pepper_is_stable() {
     use std::os::unix::fs::PermissionsExt;
