@@ -61,6 +61,18 @@ impl Error {
         Error::Internal(detail.to_string())
     }
 
+    /// A job refused by the bounded queue of a thread pool (the read pool, the hash pool): a
+    /// full queue is a 503 with `busy` (the request may retry), stopped threads an internal
+    /// error naming the pool.
+    pub fn from_queue<J>(e: crossbeam_channel::TrySendError<J>, busy: &str, pool: &str) -> Self {
+        match e {
+            crossbeam_channel::TrySendError::Full(_) => Error::Unavailable(busy.to_owned()),
+            crossbeam_channel::TrySendError::Disconnected(_) => {
+                Error::internal(format!("the {pool} has stopped"))
+            }
+        }
+    }
+
     /// A 401 with the given message.
     pub fn unauthenticated(msg: impl Into<String>) -> Self {
         Error::Unauthenticated(msg.into())

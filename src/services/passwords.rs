@@ -12,7 +12,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
 
-use crossbeam_channel::{bounded, Sender, TrySendError};
+use crossbeam_channel::{bounded, Sender};
 
 use super::types::Password;
 use crate::config::PasswordSettings;
@@ -98,17 +98,9 @@ impl Hasher {
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
         });
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                return Err(Error::Unavailable(
-                    "too many password hashes in progress".into(),
-                ))
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(Error::internal("the hash pool has stopped"))
-            }
-        }
+        self.jobs.try_send(job).map_err(|e| {
+            Error::from_queue(e, "too many password hashes in progress", "hash pool")
+        })?;
         rx.await
             .map_err(|_| Error::internal("a password hash failed"))
     }

@@ -15,7 +15,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crossbeam_channel::{bounded, Sender, TrySendError};
+use crossbeam_channel::{bounded, Sender};
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
@@ -103,17 +103,9 @@ impl Readers {
         let job: Job = Box::new(move |c| {
             let _ = tx.send(f(c));
         });
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                return Err(Error::Unavailable(
-                    "The database is busy, retry shortly".to_owned(),
-                ))
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(Error::internal("the read pool has stopped"))
-            }
-        }
+        self.jobs.try_send(job).map_err(|e| {
+            Error::from_queue(e, "The database is busy, retry shortly", "read pool")
+        })?;
         rx.await
             .map_err(|_| Error::internal("a database read failed"))?
     }
