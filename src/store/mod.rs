@@ -302,7 +302,7 @@ pub fn now() -> i64 {
 /// Copies a live database to `dest` with SQLite's online backup API.
 pub fn backup(db: &Db, dest: &Path) -> Result<()> {
     let dest = dest.to_path_buf();
-    db.readers.run_blocking(move |conn| {
+    db.read_blocking(move |conn| {
         let mut out = Connection::open(dest)?;
         let backup = rusqlite::backup::Backup::new(conn, &mut out)?;
         // One step copies every page inside a single read transaction: a consistent snapshot

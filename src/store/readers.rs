@@ -15,7 +15,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
@@ -34,6 +34,46 @@ pub struct Readers {
     jobs: Sender<Job>,
 }
 
+/// One reader thread: takes a read, and the reads queued behind it, until the pool is dropped.
+fn serve<O>(queue: &Receiver<Job>, open: O)
+where
+    O: Fn() -> Result<Connection>,
+{
+    let mut conn: Option<Connection> = None;
+    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
+    while let Ok(job) = queue.recv() {
+        if conn.is_none() {
+            match open() {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    // Dropping the job drops its result sender: the caller gets an error, and
+                    // the next read tries again.
+                    tracing::error!(error = %e, "cannot open a read connection");
+                    continue;
+                }
+            }
+        }
+        let Some(c) = &conn else { continue };
+        // Reads that queued up while this thread was busy share one read transaction: SQLite
+        // takes and drops its file and WAL-index locks (four fcntl calls) once for the batch
+        // instead of once per read. The snapshot starts after every read of the batch was
+        // queued, so no read sees older data than it would alone.
+        batch.push(job);
+        batch.extend(queue.try_iter().take(BATCH - 1));
+        let shared = batch.len() > 1 && c.execute_batch("BEGIN").is_ok();
+        for job in batch.drain(..) {
+            // A panicking read drops its result sender (the caller gets an error); the thread
+            // and its connection stay in service.
+            let _ = catch_unwind(AssertUnwindSafe(|| job(c)));
+        }
+        if shared && !c.is_autocommit() {
+            // Nothing was written: ending the read transaction cannot lose anything, and a
+            // failure here only means SQLite already ended it.
+            let _ = c.execute_batch("COMMIT");
+        }
+    }
+}
+
 impl Readers {
     /// Starts `threads` reader threads. Each opens its connection with `open` when it gets its
     /// first read (an idle server holds no reader connection: they cost ≈0.1 MiB each), and
@@ -48,46 +88,7 @@ impl Readers {
             let open = open.clone();
             std::thread::Builder::new()
                 .name(format!("gatehouse-read-{i}"))
-                .spawn(move || {
-                    let mut conn: Option<Connection> = None;
-                    while let Ok(job) = queue.recv() {
-                        if conn.is_none() {
-                            match open() {
-                                Ok(c) => conn = Some(c),
-                                Err(e) => {
-                                    // Dropping the job drops its result sender: the caller
-                                    // gets an error, and the next read tries again.
-                                    tracing::error!(error = %e, "cannot open a read connection");
-                                    continue;
-                                }
-                            }
-                        }
-                        let Some(c) = &conn else { continue };
-                        // Reads that queued up while this thread was busy share one read
-                        // transaction: SQLite takes and drops its file and WAL-index locks
-                        // (four fcntl calls) once for the batch instead of once per read. The
-                        // snapshot starts after every read of the batch was queued, so no read
-                        // sees older data than it would alone.
-                        let mut batch = vec![job];
-                        while batch.len() < BATCH {
-                            match queue.try_recv() {
-                                Ok(j) => batch.push(j),
-                                Err(_) => break,
-                            }
-                        }
-                        let shared = batch.len() > 1 && c.execute_batch("BEGIN").is_ok();
-                        for job in batch {
-                            // A panicking read drops its result sender (the caller gets an
-                            // error); the thread and its connection stay in service.
-                            let _ = catch_unwind(AssertUnwindSafe(|| job(c)));
-                        }
-                        if shared && !c.is_autocommit() {
-                            // Nothing was written: ending the read transaction cannot lose
-                            // anything, and a failure here only means SQLite already ended it.
-                            let _ = c.execute_batch("COMMIT");
-                        }
-                    }
-                })
+                .spawn(move || serve(&queue, open))
                 .map_err(|e| Error::internal(format!("cannot start a reader thread: {e}")))?;
         }
         Ok(Readers { jobs })
