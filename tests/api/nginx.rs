@@ -1,5 +1,7 @@
 //! Behind a real nginx: `auth_request` to Gatehouse's forward-auth lets a valid key through to
-//! a small upstream and stops a revoked one.
+//! a small upstream and stops a revoked one; a key over its quota gets 429 with `Retry-After`
+//! through the `error_page` recipe of docs/forward-auth.md (nginx itself turns any auth status
+//! but 2xx, 401 and 403 into 500).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -83,8 +85,19 @@ http {{
         location / {{
             auth_request /_gatehouse;
             auth_request_set $gh_subject $upstream_http_x_gatehouse_subject;
+            auth_request_set $gh_status $upstream_status;
+            auth_request_set $gh_retry_after $upstream_http_retry_after;
+            error_page 500 = @gatehouse_refused;
             proxy_set_header X-Gatehouse-Subject $gh_subject;
             proxy_pass http://127.0.0.1:{upstream};
+        }}
+        location @gatehouse_refused {{
+            default_type application/json;
+            if ($gh_status = 429) {{
+                add_header Retry-After $gh_retry_after always;
+                return 429 '{{"error":{{"code":429,"message":"Rate limit exceeded"}}}}';
+            }}
+            return 500 '{{"error":{{"code":500,"message":"Internal server error"}}}}';
         }}
         location = /_gatehouse {{
             internal;
@@ -113,17 +126,15 @@ http {{
     Nginx(child)
 }
 
-#[tokio::test]
-async fn nginx_auth_request_lets_valid_keys_through_and_stops_revoked_ones() {
+/// nginx in front of `app` and an upstream, started and answering; `(url, nginx, its dir)`.
+async fn behind_nginx(app: &TestApp) -> (String, Nginx, tempfile::TempDir) {
     if !std::path::Path::new(NGINX).exists() {
         panic!("nginx is required at {NGINX} (Debian package nginx-light)");
     }
-    let app = spawn().await;
-    let (uid, k) = user_with_key(&app, "alice").await;
     let upstream = start_upstream();
     let listen = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let _nginx = start_nginx(dir.path(), listen, upstream, app.port);
+    let nginx = start_nginx(dir.path(), listen, upstream, app.port);
     let url = format!("http://127.0.0.1:{listen}/inbox");
     let mut up = false;
     for _ in 0..100 {
@@ -138,7 +149,14 @@ async fn nginx_auth_request_lets_valid_keys_through_and_stops_revoked_ones() {
         "nginx did not start: {:?}",
         std::fs::read_to_string(dir.path().join("error.log"))
     );
+    (url, nginx, dir)
+}
 
+#[tokio::test]
+async fn nginx_auth_request_lets_valid_keys_through_and_stops_revoked_ones() {
+    let app = spawn().await;
+    let (uid, k) = user_with_key(&app, "alice").await;
+    let (url, _nginx, _dir) = behind_nginx(&app).await;
     let r = app
         .client
         .get(&url)
@@ -193,4 +211,46 @@ async fn nginx_auth_request_lets_valid_keys_through_and_stops_revoked_ones() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401, "a revoked key got through nginx");
+}
+
+#[tokio::test]
+async fn nginx_passes_the_quota_429_on_with_retry_after() {
+    let app = spawn_with(|s| s.plans.get_mut("free").unwrap().requests_per_hour = 2).await;
+    let (_, k) = user_with_key(&app, "alice").await;
+    let (url, _nginx, dir) = behind_nginx(&app).await;
+    let client = app.client.clone();
+    let through = |k: String| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            client
+                .get(&url)
+                .header("x-api-key", k)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(through(k.clone()).await.status(), 200);
+    }
+    let r = through(k.clone()).await;
+    assert_eq!(
+        r.status(),
+        429,
+        "{:?}",
+        std::fs::read_to_string(dir.path().join("error.log"))
+    );
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1800).contains(&retry), "Retry-After {retry}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 429);
+    assert_eq!(body["error"]["message"], "Rate limit exceeded");
+    // Gatehouse gone: nginx's own 500 stays a 500, not a 429.
+    app.handle.stop(true).await;
+    let r = through(k).await;
+    assert_eq!(r.status(), 500);
 }
