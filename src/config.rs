@@ -226,6 +226,9 @@ pub struct KeySettings {
     pub single_active_per_user: bool,
     /// How often `last_used_at` is flushed to the database, in seconds.
     pub last_used_flush_secs: u64,
+    /// How fine `last_used_at` is kept, in seconds: a key's use is recorded when it comes at
+    /// least this long after the last recorded one (0 records every second).
+    pub last_used_resolution_secs: u64,
     /// Verified keys kept in the in-memory verification cache; 0 disables the cache.
     pub cache_capacity: usize,
     /// Longest a cache entry is trusted before the database is asked again, in seconds
@@ -498,6 +501,7 @@ impl Default for KeySettings {
             test_plan: "test".to_owned(),
             single_active_per_user: false,
             last_used_flush_secs: 10,
+            last_used_resolution_secs: 60,
             cache_capacity: 200_000,
             cache_ttl_secs: 60,
             invalid_attempts_per_minute: 60,

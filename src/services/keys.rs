@@ -4,8 +4,9 @@
 //! checksum; it is stored only as a keyed BLAKE2b-256 hash. Verification checks the format and
 //! checksum first (no database for a typo), then looks the hash up in an in-memory cache
 //! ([`KeyRuntime`]) and only on a miss in SQLite. The verify path never writes to SQLite:
-//! `last_used_at` is buffered in memory and flushed in one transaction every
-//! `keys.last_used_flush_secs` (and at shutdown).
+//! `last_used_at` is buffered in memory and flushed every `keys.last_used_flush_secs` (and at
+//! shutdown), in transactions of at most [`FLUSH_CHUNK`] keys; a use is recorded when it comes
+//! `keys.last_used_resolution_secs` or more after the key's last recorded one.
 //!
 //! Revocation is immediate in this process: a revoke commits, then bumps an epoch and drops the
 //! key from the cache; a look-up that raced with it re-checks the epoch after inserting and
@@ -141,7 +142,7 @@ pub struct KeyView {
     pub tenant_id: String,
     /// Creation time (Unix seconds).
     pub created_at: i64,
-    /// Last use (Unix seconds).
+    /// Last use (Unix seconds), kept to `keys.last_used_resolution_secs` (60 s by default).
     pub last_used_at: Option<i64>,
     /// Expiry (Unix seconds).
     pub expires_at: Option<i64>,
@@ -290,7 +291,10 @@ pub struct KeyIdentity {
 
 struct Cached {
     identity: Arc<KeyIdentity>,
-    cached_at: i64,
+    /// Trusted until then (Unix seconds): `keys.cache_ttl_secs` after it was cached, less a
+    /// random share of up to half, so keys cached together (a burst after a restart) do not
+    /// all fall back to SQLite in the same second.
+    trusted_until: i64,
     last_seen: AtomicI64,
 }
 
@@ -302,6 +306,7 @@ pub struct KeyRuntime {
     revocations_seen_until: AtomicI64,
     capacity: usize,
     ttl: i64,
+    resolution: i64,
 }
 
 impl std::fmt::Debug for KeyRuntime {
@@ -322,6 +327,9 @@ impl KeyRuntime {
             revocations_seen_until: AtomicI64::new(store::now()),
             capacity: cfg.cache_capacity,
             ttl: i64::try_from(cfg.cache_ttl_secs).unwrap_or(i64::MAX),
+            resolution: i64::try_from(cfg.last_used_resolution_secs)
+                .unwrap_or(i64::MAX)
+                .max(1),
         }
     }
 
@@ -346,8 +354,16 @@ impl KeyRuntime {
         self.cache.len()
     }
 
+    /// Records a use when it is the first of the entry, or `resolution` seconds or more after
+    /// the last one recorded: on the hot path this is one atomic load per request, and a key in
+    /// steady use costs one buffered (and later written) value per `resolution`, not per second.
     fn note_use(&self, c: &Cached, now: i64) {
-        if c.last_seen.swap(now, Ordering::Relaxed) < now {
+        let seen = c.last_seen.load(Ordering::Relaxed);
+        if now.saturating_sub(seen) >= self.resolution
+            && c.last_seen
+                .compare_exchange(seen, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
             self.pending_last_used.insert(c.identity.key_id, now);
         }
     }
@@ -394,8 +410,10 @@ pub async fn verify_with(
     let hash = ctx.pepper.hash(raw.as_bytes());
     let now = store::now();
     let rt = &ctx.keys;
+    // A renewed entry keeps the last recorded use, so renewal does not record one again.
+    let mut seen_before = 0;
     if let Some(c) = rt.cache.get(&hash) {
-        if now - c.cached_at < rt.ttl {
+        if now < c.trusted_until {
             if c.identity.expires_at.is_some_and(|e| e <= now) {
                 drop(c);
                 rt.cache.remove(&hash);
@@ -404,6 +422,7 @@ pub async fn verify_with(
             rt.note_use(&c, now);
             return Ok(c.identity.clone());
         }
+        seen_before = c.last_seen.load(Ordering::Relaxed);
     }
     if let Some(wait) = db_blocked {
         return Err(Rejection::Throttled(wait));
@@ -441,8 +460,8 @@ pub async fn verify_with(
     });
     let entry = Cached {
         identity: identity.clone(),
-        cached_at: now,
-        last_seen: AtomicI64::new(0),
+        trusted_until: now.saturating_add(rt.ttl - rand::random::<u32>() as i64 % (rt.ttl / 2 + 1)),
+        last_seen: AtomicI64::new(seen_before),
     };
     rt.note_use(&entry, now);
     if rt.capacity > 0 && rt.cache.len() < rt.capacity {
@@ -763,6 +782,12 @@ pub async fn roll(ctx: &Ctx, actor: &Actor, id: i64, expire_old_in: u64) -> Resu
     })
 }
 
+/// Keys whose `last_used_at` one flush transaction writes. Between transactions the flush
+/// pauses [`FLUSH_PAUSE`], so a large batch (every key of a busy server) neither holds the
+/// writer from sign-ins nor takes the CPU from a worker for more than about a millisecond.
+pub const FLUSH_CHUNK: usize = 128;
+const FLUSH_PAUSE: Duration = Duration::from_millis(1);
+
 /// Writes buffered `last_used_at` values and picks up revocations made by other processes.
 pub async fn flush(ctx: &Ctx) -> Result<()> {
     let rt = &ctx.keys;
@@ -771,14 +796,18 @@ pub async fn flush(ctx: &Ctx) -> Result<()> {
         .into_iter()
         .filter_map(|id| rt.pending_last_used.remove(&id))
         .collect();
-    if !uses.is_empty() {
-        let batch = uses.clone();
+    for (i, chunk) in uses.chunks(FLUSH_CHUNK).enumerate() {
+        if i > 0 {
+            tokio::time::sleep(FLUSH_PAUSE).await;
+        }
+        let batch = chunk.to_vec();
         if let Err(e) = ctx
             .db
             .write(move |tx| store::api_keys::touch_last_used(tx, &batch))
             .await
         {
-            for (id, at) in uses {
+            // Put back what was not written (this chunk and the rest) for the next flush.
+            for &(id, at) in &uses[i * FLUSH_CHUNK..] {
                 rt.pending_last_used
                     .entry(id)
                     .and_modify(|v| *v = (*v).max(at))

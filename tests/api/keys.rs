@@ -625,29 +625,79 @@ async fn last_used_at_is_flushed_in_batches() {
     let id = list["data"][0]["id"].as_i64().unwrap();
     // The listing already shows the buffered use.
     assert!(list["data"][0]["last_used_at"].as_i64().is_some());
-    let stored = || async {
-        app.ctx
-            .db
-            .read(move |c| {
-                Ok(c.query_row(
-                    "SELECT last_used_at FROM api_keys WHERE id = ?1",
-                    [id],
-                    |r| r.get::<_, Option<i64>>(0),
-                )?)
-            })
-            .await
-            .unwrap()
-    };
     let mut flushed = None;
     for _ in 0..30 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        flushed = stored().await;
+        flushed = stored_last_used(&app, id).await;
         if flushed.is_some() {
             break;
         }
     }
     let at = flushed.expect("last_used_at was not flushed");
     assert!((gatehouse::store::now() - at).abs() <= 5);
+}
+
+/// `last_used_at` as stored for key `id`.
+async fn stored_last_used(app: &TestApp, id: i64) -> Option<i64> {
+    app.ctx
+        .db
+        .read(move |c| {
+            Ok(c.query_row(
+                "SELECT last_used_at FROM api_keys WHERE id = ?1",
+                [id],
+                |r| r.get::<_, Option<i64>>(0),
+            )?)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn last_used_at_is_kept_to_its_resolution() {
+    for (resolution, moves) in [(3600, false), (1, true)] {
+        let app = spawn_with(|s| s.keys.last_used_resolution_secs = resolution).await;
+        let (_, k) = user_with_key(&app, "alice").await;
+        let list: Value = get(&app, "/v1/api-keys", &k).await.json().await.unwrap();
+        let id = list["data"][0]["id"].as_i64().unwrap();
+        keys::flush(&app.ctx).await.unwrap();
+        let first = stored_last_used(&app, id)
+            .await
+            .expect("first use recorded");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let list: Value = get(&app, "/v1/api-keys", &k).await.json().await.unwrap();
+        keys::flush(&app.ctx).await.unwrap();
+        let second = stored_last_used(&app, id).await.unwrap();
+        assert_eq!(second > first, moves, "resolution {resolution} s");
+        assert_eq!(list["data"][0]["last_used_at"], json!(second));
+    }
+}
+
+#[tokio::test]
+async fn a_flush_larger_than_one_transaction_writes_every_key() {
+    let app = spawn().await;
+    app.create_user("alice", STRONG_PASSWORD, false).await;
+    let n = keys::FLUSH_CHUNK + 40;
+    let mut secrets = Vec::with_capacity(n);
+    for _ in 0..n {
+        secrets.push(new_key(&app, "alice", |_| {}).await);
+    }
+    for s in &secrets {
+        keys::verify_with(&app.ctx, s, None).await.unwrap();
+    }
+    keys::flush(&app.ctx).await.unwrap();
+    let (used, unused): (i64, i64) = app
+        .ctx
+        .db
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT count(last_used_at), count(*) - count(last_used_at) FROM api_keys",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!((used, unused), (n as i64, 0));
 }
 
 #[tokio::test]
