@@ -792,10 +792,13 @@ const FLUSH_PAUSE: Duration = Duration::from_millis(1);
 pub async fn flush(ctx: &Ctx) -> Result<()> {
     let rt = &ctx.keys;
     let ids: Vec<i64> = rt.pending_last_used.iter().map(|e| *e.key()).collect();
-    let uses: Vec<(i64, i64)> = ids
+    let mut uses: Vec<(i64, i64)> = ids
         .into_iter()
         .filter_map(|id| rt.pending_last_used.remove(&id))
         .collect();
+    // In id order, each transaction's rows share table pages: in the map's random order every
+    // row of a chunk dirtied its own page, and a flush of 100 000 keys wrote 400 MB of WAL.
+    uses.sort_unstable();
     for (i, chunk) in uses.chunks(FLUSH_CHUNK).enumerate() {
         if i > 0 {
             tokio::time::sleep(FLUSH_PAUSE).await;
