@@ -354,6 +354,12 @@ impl KeyRuntime {
         self.cache.len()
     }
 
+    /// Until when a key cached `now` is trusted: `ttl` less a random share of up to half.
+    fn trusted_until(&self, now: i64) -> i64 {
+        let spread = i64::from(rand::random::<u32>()) % (self.ttl / 2 + 1);
+        now.saturating_add(self.ttl - spread)
+    }
+
     /// Records a use when it is the first of the entry, or `resolution` seconds or more after
     /// the last one recorded: on the hot path this is one atomic load per request, and a key in
     /// steady use costs one buffered (and later written) value per `resolution`, not per second.
@@ -460,7 +466,7 @@ pub async fn verify_with(
     });
     let entry = Cached {
         identity: identity.clone(),
-        trusted_until: now.saturating_add(rt.ttl - rand::random::<u32>() as i64 % (rt.ttl / 2 + 1)),
+        trusted_until: rt.trusted_until(now),
         last_seen: AtomicI64::new(seen_before),
     };
     rt.note_use(&entry, now);

@@ -1033,11 +1033,7 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
     }
     // The 4th attempt on the account is refused — even with the right password.
     let r = from("10.0.0.67", "kate", PW).await;
-    let retry: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry: u64 = retry_after(&r);
     assert!((1..=60).contains(&retry), "{retry}");
     assert_eq!(error_message(r, 429).await, "Rate limit exceeded");
     // An unknown account is throttled the same way (nothing to enumerate).
@@ -1082,11 +1078,7 @@ async fn consecutive_failures_are_capped_beyond_the_window() {
         json!({"username": "liam", "password": PW}),
     )
     .await;
-    let retry: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry: u64 = retry_after(&r);
     assert!(retry > 300 && retry <= 900, "{retry}");
     error_message(r, 429).await;
 }

@@ -125,6 +125,15 @@ pub async fn error_message(resp: reqwest::Response, status: u16) -> String {
         .to_owned()
 }
 
+/// The `Retry-After` seconds of a refused answer (asserts it is there and numeric).
+pub fn retry_after(resp: &reqwest::Response) -> u64 {
+    resp.headers()["retry-after"]
+        .to_str()
+        .expect("Retry-After is text")
+        .parse()
+        .expect("Retry-After is seconds")
+}
+
 /// Path of the built `gatehouse` binary.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_gatehouse")

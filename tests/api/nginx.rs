@@ -152,18 +152,22 @@ async fn behind_nginx(app: &TestApp) -> (String, Nginx, tempfile::TempDir) {
     (url, nginx, dir)
 }
 
+/// `GET url` through nginx with the key in `X-API-Key`.
+async fn with_key(app: &TestApp, url: &str, key: &str) -> reqwest::Response {
+    app.client
+        .get(url)
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn nginx_auth_request_lets_valid_keys_through_and_stops_revoked_ones() {
     let app = spawn().await;
     let (uid, k) = user_with_key(&app, "alice").await;
     let (url, _nginx, _dir) = behind_nginx(&app).await;
-    let r = app
-        .client
-        .get(&url)
-        .header("x-api-key", &k)
-        .send()
-        .await
-        .unwrap();
+    let r = with_key(&app, &url, &k).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.text().await.unwrap(),
@@ -203,13 +207,7 @@ async fn nginx_auth_request_lets_valid_keys_through_and_stops_revoked_ones() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = app
-        .client
-        .get(&url)
-        .header("x-api-key", &k)
-        .send()
-        .await
-        .unwrap();
+    let r = with_key(&app, &url, &k).await;
     assert_eq!(r.status(), 401, "a revoked key got through nginx");
 }
 
@@ -218,39 +216,16 @@ async fn nginx_passes_the_quota_429_on_with_retry_after() {
     let app = spawn_with(|s| s.plans.get_mut("free").unwrap().requests_per_hour = 2).await;
     let (_, k) = user_with_key(&app, "alice").await;
     let (url, _nginx, dir) = behind_nginx(&app).await;
-    let client = app.client.clone();
-    let through = |k: String| {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            client
-                .get(&url)
-                .header("x-api-key", k)
-                .send()
-                .await
-                .unwrap()
-        }
-    };
     for _ in 0..2 {
-        assert_eq!(through(k.clone()).await.status(), 200);
+        assert_eq!(with_key(&app, &url, &k).await.status(), 200);
     }
-    let r = through(k.clone()).await;
-    assert_eq!(
-        r.status(),
-        429,
-        "{:?}",
-        std::fs::read_to_string(dir.path().join("error.log"))
-    );
-    let retry: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let r = with_key(&app, &url, &k).await;
+    let log = std::fs::read_to_string(dir.path().join("error.log"));
+    assert_eq!(r.status(), 429, "{log:?}");
+    let retry = retry_after(&r);
     assert!((1..=1800).contains(&retry), "Retry-After {retry}");
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["code"], 429);
-    assert_eq!(body["error"]["message"], "Rate limit exceeded");
+    assert_eq!(error_message(r, 429).await, "Rate limit exceeded");
     // Gatehouse gone: nginx's own 500 stays a 500, not a 429.
-    app.handle.stop(true).await;
-    let r = through(k).await;
-    assert_eq!(r.status(), 500);
+    app.stop().await;
+    assert_eq!(with_key(&app, &url, &k).await.status(), 500);
 }
