@@ -1,12 +1,17 @@
 //! Per-key rate limits (hourly quota and concurrency) and per-address throttling of invalid
 //! credentials.
 //!
-//! **Hourly quota: GCRA** (the generic cell rate algorithm, via the `governor` crate), one keyed
-//! limiter per plan, keyed by key id. A plan of `N` requests per hour lets a fresh key make `N`
+//! **Hourly quota: GCRA** (the generic cell rate algorithm, via the `governor` crate), one
+//! limiter per plan over one state cell per key. A plan of `N` requests per hour lets a fresh key make `N`
 //! requests at once and then earns one request back every `3600 / N` seconds — a sliding
 //! bucket with no burst at window edges, unlike fixed windows. `X-RateLimit-Remaining` is the
 //! requests still allowed right now, `X-RateLimit-Reset` the Unix time at which the full quota
 //! is back. Test-mode keys use the plan `keys.test_plan` whatever their own plan is.
+//!
+//! A key's cell (governor's 8-byte GCRA state) lives in a map keyed by plan and key id, and the
+//! key's cached identity holds it too ([`RateSlot`]): a check of a cached key goes straight to
+//! its cell, with no map look-up and no plan look-up by name. The map is what a renewed
+//! identity finds the same cell in, so renewing a cache entry never resets a quota.
 //!
 //! **Concurrency**: a counter per key; a [`ConcurrencyGuard`] holds one slot for the life of a
 //! request served by Gatehouse itself (verify / forward-auth checks are counted against the
@@ -22,21 +27,87 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
+use governor::nanos::Nanos;
 use governor::state::keyed::DefaultKeyedStateStore;
+use governor::state::{InMemoryState, NotKeyed, StateStore};
 use governor::{Quota, RateLimiter};
 
 use crate::config::{Plan, Settings};
 use crate::error::Error;
+use crate::services::keys::{KeyIdentity, KeyMode};
+
+type FastHash = foldhash::fast::RandomState;
 
 type KeyedLimiter<K> =
     RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
+
+/// A plan's limiter: governor's GCRA over the key cells it is handed.
+type CellLimiter = RateLimiter<Cell, CellStore, DefaultClock, StateInformationMiddleware>;
+
+/// A quota is fully earned back within this long (every plan counts per hour): a cell idle
+/// for longer is equal to a fresh one and may be forgotten.
+const FULL_REFILL_SECS: u64 = 3_600;
+
+/// One key's GCRA state under one plan, and when it was last checked (Unix seconds).
+#[derive(Debug, Default)]
+struct KeyCell {
+    gcra: InMemoryState,
+    last_checked: AtomicU64,
+}
+
+/// A key's cell as governor's limiter key: identity is the cell itself.
+#[derive(Clone, Debug)]
+struct Cell(Arc<KeyCell>);
+
+impl PartialEq for Cell {
+    fn eq(&self, other: &Cell) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Cell {}
+
+impl std::hash::Hash for Cell {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        Arc::as_ptr(&self.0).hash(h);
+    }
+}
+
+/// The state store of a plan's limiter: the state is in the cell the caller passes.
+#[derive(Debug, Default)]
+struct CellStore;
+
+impl StateStore for CellStore {
+    type Key = Cell;
+
+    fn measure_and_replace<T, F, E>(&self, key: &Cell, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        key.0.gcra.measure_and_replace(&NotKeyed::NonKey, f)
+    }
+}
+
+/// Where a cached key identity keeps its plan's slot and its cell, filled at its first check.
+#[derive(Default)]
+pub struct RateSlot(OnceLock<(usize, Cell)>);
+
+impl std::fmt::Debug for RateSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "RateSlot(attached)"
+        } else {
+            "RateSlot(empty)"
+        })
+    }
+}
 
 /// The rate-limit state of one key after a check: what the `X-RateLimit-*` headers say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -60,7 +131,7 @@ impl RateLimitInfo {
 }
 
 struct PlanLimiter {
-    limiter: KeyedLimiter<i64>,
+    limiter: CellLimiter,
     concurrent: u32,
     limit: u32,
     period: Duration,
@@ -68,10 +139,13 @@ struct PlanLimiter {
 
 /// Every in-memory limiter.
 pub struct RateLimits {
-    plans: HashMap<String, PlanLimiter, foldhash::fast::RandomState>,
-    default_plan: String,
-    test_plan: String,
-    in_flight: DashMap<i64, Arc<AtomicU32>, foldhash::fast::RandomState>,
+    plans: Vec<PlanLimiter>,
+    slots: HashMap<String, usize, FastHash>,
+    default_slot: Option<usize>,
+    test_slot: Option<usize>,
+    /// Every key's cell, by plan slot and key id.
+    cells: DashMap<(usize, i64), Arc<KeyCell>, FastHash>,
+    in_flight: DashMap<i64, Arc<AtomicU32>, FastHash>,
     invalid: KeyedLimiter<IpAddr>,
     blocked: DashMap<IpAddr, u64>,
     clock: DefaultClock,
@@ -80,7 +154,7 @@ pub struct RateLimits {
 impl std::fmt::Debug for RateLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimits")
-            .field("plans", &self.plans.keys().collect::<Vec<_>>())
+            .field("plans", &self.slots.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -108,7 +182,7 @@ fn plan_limiter(plan: &Plan) -> PlanLimiter {
         .unwrap_or(NonZeroU32::MIN);
     let quota = Quota::per_hour(limit);
     PlanLimiter {
-        limiter: RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>(),
+        limiter: CellLimiter::new(quota, CellStore, DefaultClock::default()),
         concurrent: plan.concurrent.max(1),
         limit: limit.get(),
         period: quota.replenish_interval(),
@@ -120,14 +194,18 @@ impl RateLimits {
     pub fn new(settings: &Settings) -> RateLimits {
         let per_minute =
             NonZeroU32::new(settings.keys.invalid_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
+        let mut plans = Vec::with_capacity(settings.plans.len());
+        let mut slots: HashMap<String, usize, FastHash> = HashMap::default();
+        for (name, p) in &settings.plans {
+            slots.insert(name.clone(), plans.len());
+            plans.push(plan_limiter(p));
+        }
         RateLimits {
-            plans: settings
-                .plans
-                .iter()
-                .map(|(name, p)| (name.clone(), plan_limiter(p)))
-                .collect(),
-            default_plan: settings.keys.default_plan.clone(),
-            test_plan: settings.keys.test_plan.clone(),
+            default_slot: slots.get(&settings.keys.default_plan).copied(),
+            test_slot: slots.get(&settings.keys.test_plan).copied(),
+            plans,
+            slots,
+            cells: DashMap::default(),
             in_flight: DashMap::default(),
             invalid: RateLimiter::dashmap(Quota::per_minute(per_minute))
                 .with_middleware::<StateInformationMiddleware>(),
@@ -136,25 +214,47 @@ impl RateLimits {
         }
     }
 
-    fn plan(&self, plan: &str, test: bool) -> Option<&PlanLimiter> {
-        let name = if test { &self.test_plan } else { plan };
-        self.plans
-            .get(name)
-            .or_else(|| self.plans.get(&self.default_plan))
+    /// The slot of the plan a key is counted under: `keys.test_plan` for test keys, else its
+    /// own plan, else (a plan since removed from the config) `keys.default_plan`.
+    fn slot_of(&self, key: &KeyIdentity) -> Option<usize> {
+        if key.mode == KeyMode::Test {
+            return self.test_slot.or(self.default_slot);
+        }
+        self.slots.get(&key.plan).copied().or(self.default_slot)
     }
 
-    /// Counts one request of key `key_id` against its plan's hourly quota.
-    pub fn check(&self, key_id: i64, plan: &str, test: bool) -> RateLimitInfo {
-        let Some(p) = self.plan(plan, test) else {
+    /// The key's plan slot and cell: from its identity after the first check, else from the
+    /// map (where a renewed identity of the key finds the cell its predecessor used).
+    fn attach<'k>(&self, key: &'k KeyIdentity) -> Option<&'k (usize, Cell)> {
+        if let Some(attached) = key.rate.0.get() {
+            return Some(attached);
+        }
+        let slot = self.slot_of(key)?;
+        let cell = self
+            .cells
+            .entry((slot, key.key_id))
+            .or_default()
+            .value()
+            .clone();
+        Some(key.rate.0.get_or_init(|| (slot, Cell(cell))))
+    }
+
+    /// Counts one request of `key` against its plan's hourly quota.
+    pub fn check(&self, key: &KeyIdentity) -> RateLimitInfo {
+        let now = unix_now();
+        let Some((slot, cell)) = self.attach(key) else {
             return RateLimitInfo {
                 limit: 0,
                 remaining: 0,
-                reset: unix_now(),
+                reset: now,
                 retry_after: 0,
             };
         };
-        let now = unix_now();
-        match p.limiter.check_key(&key_id) {
+        let p = &self.plans[*slot];
+        if cell.0.last_checked.load(Ordering::Relaxed) != now {
+            cell.0.last_checked.store(now, Ordering::Relaxed);
+        }
+        match p.limiter.check_key(cell) {
             Ok(snap) => {
                 let remaining = snap.remaining_burst_capacity();
                 let used = p.limit.saturating_sub(remaining);
@@ -178,11 +278,11 @@ impl RateLimits {
     }
 
     /// Takes one concurrency slot of the key, or refuses with 429 if its plan's cap is reached.
-    pub fn enter(&self, key_id: i64, plan: &str, test: bool) -> Result<ConcurrencyGuard, Error> {
-        let cap = self.plan(plan, test).map_or(1, |p| p.concurrent);
+    pub fn enter(&self, key: &KeyIdentity) -> Result<ConcurrencyGuard, Error> {
+        let cap = self.slot_of(key).map_or(1, |s| self.plans[s].concurrent);
         let counter = self
             .in_flight
-            .entry(key_id)
+            .entry(key.key_id)
             .or_insert_with(|| Arc::new(AtomicU32::new(0)))
             .clone();
         let mut cur = counter.load(Ordering::Acquire);
@@ -227,14 +327,17 @@ impl RateLimits {
         }
     }
 
-    /// Forgets idle state (full buckets, idle counters); run periodically.
+    /// Forgets idle state (full buckets, idle counters); run periodically. A key cell goes
+    /// once no cached identity holds it and it has not been checked for a full refill period:
+    /// it is then equal to a fresh cell, so forgetting it changes no answer.
     pub fn housekeeping(&self) {
-        for p in self.plans.values() {
-            p.limiter.retain_recent();
-            p.limiter.shrink_to_fit();
-        }
-        self.invalid.retain_recent();
         let now = unix_now();
+        self.cells.retain(|_, c| {
+            Arc::strong_count(c) > 1
+                || now.saturating_sub(c.last_checked.load(Ordering::Relaxed)) <= FULL_REFILL_SECS
+        });
+        self.cells.shrink_to_fit();
+        self.invalid.retain_recent();
         self.blocked.retain(|_, until| *until > now);
         self.in_flight
             .retain(|_, c| Arc::strong_count(c) > 1 || c.load(Ordering::Acquire) > 0);
@@ -269,37 +372,91 @@ mod tests {
         RateLimits::new(&s)
     }
 
+    /// A cached identity of key `id`, as the key cache builds it from the key's row.
+    fn key(id: i64, plan: &str, mode: KeyMode) -> KeyIdentity {
+        KeyIdentity {
+            key_id: id,
+            user_id: 1,
+            username: "ana".into(),
+            tenant_id: "ten_1".into(),
+            mode,
+            scopes: Vec::new(),
+            is_admin: false,
+            permissions: Vec::new(),
+            expires_at: None,
+            plan: plan.into(),
+            rate: RateSlot::default(),
+        }
+    }
+
     #[test]
     fn gcra_allows_exactly_the_plan_then_refuses() {
         let l = limits(3, 1);
+        let k = key(7, "free", KeyMode::Live);
         let now = unix_now();
         for left in [2, 1, 0] {
-            let i = l.check(7, "free", false);
+            let i = l.check(&k);
             assert!(!i.limited());
             assert_eq!((i.limit, i.remaining), (3, left));
             assert!(i.reset >= now && i.reset <= now + 3_601);
         }
-        let i = l.check(7, "free", false);
+        let i = l.check(&k);
         assert!(i.limited());
         assert_eq!(i.remaining, 0);
         assert!((1..=1_200).contains(&i.retry_after), "{}", i.retry_after);
         // Another key has its own bucket; an unknown plan falls back to the default plan.
-        assert!(!l.check(8, "gone", false).limited());
+        assert!(!l.check(&key(8, "gone", KeyMode::Live)).limited());
         // Test keys use the test plan.
-        assert_eq!(l.check(9, "free", true).limit, 50);
+        assert_eq!(l.check(&key(9, "free", KeyMode::Test)).limit, 50);
+    }
+
+    #[test]
+    fn a_renewed_identity_goes_on_counting_in_the_same_cell() {
+        let l = limits(2, 1);
+        let first = key(7, "free", KeyMode::Live);
+        assert_eq!(l.check(&first).remaining, 1);
+        // The cache renews the entry: a new identity of the same key, built from its row.
+        drop(first);
+        let renewed = key(7, "free", KeyMode::Live);
+        assert_eq!(l.check(&renewed).remaining, 0);
+        assert!(l.check(&renewed).limited());
+        // Housekeeping keeps a cell an identity holds, and one checked within the refill period.
+        l.housekeeping();
+        drop(renewed);
+        l.housekeeping();
+        assert!(l.check(&key(7, "free", KeyMode::Live)).limited());
+        // Under another plan the key counts afresh (its plan was changed).
+        assert!(!l.check(&key(7, "pro", KeyMode::Live)).limited());
+    }
+
+    #[test]
+    fn housekeeping_forgets_only_idle_cells_nobody_holds() {
+        let l = limits(2, 1);
+        let held = key(1, "free", KeyMode::Live);
+        l.check(&held);
+        l.check(&key(2, "free", KeyMode::Live));
+        assert_eq!(l.cells.len(), 2);
+        // Both as if last checked more than a full refill period ago.
+        for c in &l.cells {
+            c.last_checked.store(1, Ordering::Relaxed);
+        }
+        l.housekeeping();
+        // Key 2's identity is gone and its cell idle: forgotten. Key 1's is still held.
+        assert_eq!(l.cells.len(), 1);
+        assert!(l.cells.contains_key(&(l.slot_of(&held).unwrap(), 1)));
+        // ...and goes on counting where it was: its second request of two.
+        assert_eq!(l.check(&held).remaining, 0);
     }
 
     #[test]
     fn concurrency_guard_holds_and_releases_a_slot() {
         let l = limits(100, 2);
-        let a = l.enter(1, "free", false).unwrap();
-        let b = l.enter(1, "free", false).unwrap();
-        assert!(matches!(
-            l.enter(1, "free", false),
-            Err(Error::RateLimited { .. })
-        ));
+        let k = key(1, "free", KeyMode::Live);
+        let a = l.enter(&k).unwrap();
+        let b = l.enter(&k).unwrap();
+        assert!(matches!(l.enter(&k), Err(Error::RateLimited { .. })));
         drop(a);
-        let _c = l.enter(1, "free", false).unwrap();
+        let _c = l.enter(&k).unwrap();
         drop(b);
         l.housekeeping();
     }

@@ -21,7 +21,6 @@ use super::HttpState;
 use crate::auth::ratelimit::{ConcurrencyGuard, RateLimitInfo};
 use crate::auth::{resolver, Principal};
 use crate::error::{Error, NO_CREDENTIAL};
-use crate::services::keys::KeyMode;
 use crate::services::Ctx;
 
 /// A request made with a valid credential; for API keys, within the key's rate limits.
@@ -71,15 +70,14 @@ async fn authenticate(req: &HttpRequest) -> Result<Authenticated, Error> {
         .await
         .map_err(Error::from)?;
     if let Some(key) = resolved.key() {
-        let test = key.mode == KeyMode::Test;
-        let info = state.limits.check(key.key_id, &key.plan, test);
+        let info = state.limits.check(key);
         req.extensions_mut().insert(info);
         if info.limited() {
             return Err(Error::RateLimited {
                 retry_after: info.retry_after,
             });
         }
-        let guard = state.limits.enter(key.key_id, &key.plan, test)?;
+        let guard = state.limits.enter(key)?;
         req.extensions_mut().insert(guard);
     }
     Ok(Authenticated(resolved.into_principal()))

@@ -23,7 +23,7 @@ use crate::auth::ratelimit::RateLimitInfo;
 use crate::auth::resolver::{self, Resolved};
 use crate::auth::{CredentialKind, Principal};
 use crate::error::{json_error, Error, ErrorBody, Result, MALFORMED_CREDENTIAL, NO_CREDENTIAL};
-use crate::services::keys::{KeyIdentity, KeyMode, Rejection};
+use crate::services::keys::{KeyIdentity, Rejection};
 use crate::services::Ctx;
 
 /// Registers `/api/verify` and `/api/auth/forward`.
@@ -136,11 +136,7 @@ fn json_strs(out: &mut Vec<u8>, v: &[String]) {
 }
 
 fn count(state: &HttpState, r: &Resolved) -> Option<RateLimitInfo> {
-    r.key().map(|k| {
-        state
-            .limits
-            .check(k.key_id, &k.plan, k.mode == KeyMode::Test)
-    })
+    r.key().map(|k| state.limits.check(k))
 }
 
 fn is_server_side(e: &Error) -> bool {
@@ -400,6 +396,7 @@ pub struct VerifyApi;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::keys::KeyMode;
 
     #[test]
     fn key_answer_is_the_generic_answer() {
@@ -418,6 +415,7 @@ mod tests {
             },
             expires_at,
             plan: "free".into(),
+            rate: Default::default(),
         };
         let keys = [
             key(

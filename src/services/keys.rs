@@ -287,6 +287,8 @@ pub struct KeyIdentity {
     pub expires_at: Option<i64>,
     /// Plan name.
     pub plan: String,
+    /// The key's rate-limit state, attached at its first check.
+    pub rate: crate::auth::ratelimit::RateSlot,
 }
 
 struct Cached {
@@ -463,6 +465,7 @@ pub async fn verify_with(
         permissions: owner.permissions,
         expires_at: row.expires_at,
         plan: row.plan,
+        rate: Default::default(),
     });
     let entry = Cached {
         identity: identity.clone(),
