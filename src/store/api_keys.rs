@@ -77,8 +77,15 @@ pub struct NewRow<'a> {
     pub expires_at: Option<i64>,
 }
 
-const COLUMNS: &str = "k.id, k.prefix, k.last4, k.user_id, u.username, k.tenant_id, k.mode, \
-     k.plan, k.scopes, k.name, k.created_at, k.expires_at, k.revoked_at, k.last_used_at";
+/// The columns [`from_row`] reads, as a macro so that SQL text built from them can be a
+/// `&'static str` (`concat!`) instead of formatted on every call.
+macro_rules! columns {
+    () => {
+        "k.id, k.prefix, k.last4, k.user_id, u.username, k.tenant_id, k.mode, \
+         k.plan, k.scopes, k.name, k.created_at, k.expires_at, k.revoked_at, k.last_used_at"
+    };
+}
+const COLUMNS: &str = columns!();
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
     let scopes: String = r.get(8)?;
@@ -136,8 +143,11 @@ pub fn insert(c: &Connection, new: &NewRow<'_>, now: i64) -> Result<i64> {
 
 /// A key and its owner, by keyed hash (the verification look-up).
 pub fn by_hash(c: &Connection, hash: &[u8]) -> Result<Option<(ApiKeyRow, Owner)>> {
-    let mut st = c.prepare_cached(&format!(
-        "SELECT {COLUMNS}, u.is_admin, u.permissions, u.disabled
+    // A static text: the look-up of every cache miss neither formats it nor allocates.
+    let mut st = c.prepare_cached(concat!(
+        "SELECT ",
+        columns!(),
+        ", u.is_admin, u.permissions, u.disabled
          FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1"
     ))?;
     Ok(st
