@@ -230,12 +230,12 @@ impl RateLimits {
             return Some(attached);
         }
         let slot = self.slot_of(key)?;
-        let cell = self
-            .cells
-            .entry((slot, key.key_id))
-            .or_default()
-            .value()
-            .clone();
+        let at = (slot, key.key_id);
+        // A shared look-up first: the cell exists for any key seen before.
+        let cell = match self.cells.get(&at) {
+            Some(c) => c.value().clone(),
+            None => self.cells.entry(at).or_default().value().clone(),
+        };
         Some(key.rate.0.get_or_init(|| (slot, Cell(cell))))
     }
 
