@@ -2,8 +2,8 @@
 //! credentials.
 //!
 //! **Hourly quota: GCRA** (the generic cell rate algorithm, via the `governor` crate), one
-//! limiter per plan over one state cell per key. A plan of `N` requests per hour lets a fresh key make `N`
-//! requests at once and then earns one request back every `3600 / N` seconds — a sliding
+//! limiter per plan over one state cell per key. A plan of `N` requests per hour lets a fresh
+//! key make `N` requests at once and then earns one request back every `3600 / N` seconds — a sliding
 //! bucket with no burst at window edges, unlike fixed windows. `X-RateLimit-Remaining` is the
 //! requests still allowed right now, `X-RateLimit-Reset` the Unix time at which the full quota
 //! is back. Test-mode keys use the plan `keys.test_plan` whatever their own plan is.
@@ -279,7 +279,10 @@ impl RateLimits {
 
     /// Takes one concurrency slot of the key, or refuses with 429 if its plan's cap is reached.
     pub fn enter(&self, key: &KeyIdentity) -> Result<ConcurrencyGuard, Error> {
-        let cap = self.slot_of(key).map_or(1, |s| self.plans[s].concurrent);
+        // The plan slot the quota check just attached to the identity: no second look-up.
+        let cap = self
+            .attach(key)
+            .map_or(1, |(s, _)| self.plans[*s].concurrent);
         let counter = self
             .in_flight
             .entry(key.key_id)
