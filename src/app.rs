@@ -41,7 +41,7 @@ impl Application {
         let port = listener.local_addr().map_err(Error::internal)?.port();
         let server = crate::http::server(ctx.clone(), listener).map_err(Error::internal)?;
         let scheduler = crate::jobs::start(ctx.clone()).await?;
-        crate::services::keys::start_flusher(&ctx);
+        crate::services::keys::start_background(&ctx);
         Ok(Application {
             port,
             server,

@@ -231,8 +231,9 @@ pub struct KeySettings {
     pub last_used_resolution_secs: u64,
     /// Verified keys kept in the in-memory verification cache; 0 disables the cache.
     pub cache_capacity: usize,
-    /// Longest a cache entry is trusted before the database is asked again, in seconds
-    /// (bounds how long a change made by another process, e.g. the CLI, takes to be seen).
+    /// Longest a cache entry is trusted before the database is asked again, in seconds. Changes
+    /// made through Gatehouse (this server or the CLI) reach the cache within a second anyway;
+    /// this bounds how long an edit made behind its back (sqlite3 by hand) takes to be seen.
     pub cache_ttl_secs: u64,
     /// Invalid credentials one client address may present to verify / forward-auth per minute.
     pub invalid_attempts_per_minute: u32,
@@ -503,7 +504,7 @@ impl Default for KeySettings {
             last_used_flush_secs: 10,
             last_used_resolution_secs: 60,
             cache_capacity: 200_000,
-            cache_ttl_secs: 60,
+            cache_ttl_secs: 300,
             invalid_attempts_per_minute: 60,
             forward_auth_login_url: String::new(),
         }

@@ -15,7 +15,10 @@
 //! handling of it (≈1.1–1.6 ms for a hello-world here), not the server.
 //!
 //! The first second is not recorded (connections and caches warm up). Prints the achieved rate
-//! and the latency percentiles in microseconds; non-2xx answers and errors are counted.
+//! and the latency percentiles in microseconds; non-2xx answers and errors are counted. With
+//! `GH_TIMELINE=1` it also prints, for every 100 ms window whose slowest answer took over 1 ms,
+//! the window's start (seconds from the start of recording) and its slowest latency: when the
+//! stalls come, to set beside the server's periodic work.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::VecDeque;
@@ -108,6 +111,9 @@ fn main() {
     let stop = start + Duration::from_secs_f64(1.0 + secs);
     let mut sent: u64 = 0;
     let mut chunk = [0u8; 16384];
+    let timeline = std::env::var_os("GH_TIMELINE").is_some();
+    // Slowest latency (µs) among answers to requests due in each 100 ms window.
+    let mut slowest: Vec<u64> = Vec::new();
 
     let mut send = |c: &mut Conn, due: Instant, errors: &mut u64| -> bool {
         let request = &requests[next_request];
@@ -175,6 +181,13 @@ fn main() {
                     if due >= record_from {
                         let us = at.saturating_duration_since(due).as_micros() as u64;
                         hist.record(us.max(1)).ok();
+                        if timeline {
+                            let w = (due.duration_since(record_from).as_millis() / 100) as usize;
+                            if slowest.len() <= w {
+                                slowest.resize(w + 1, 0);
+                            }
+                            slowest[w] = slowest[w].max(us);
+                        }
                         done += 1;
                         if !c.buf.starts_with(b"HTTP/1.1 2") {
                             non2xx += 1;
@@ -210,4 +223,7 @@ fn main() {
         hist.value_at_quantile(0.999),
         hist.max()
     );
+    for (w, us) in slowest.iter().enumerate().filter(|(_, us)| **us > 1_000) {
+        println!("stall at {:.1} s: slowest {us} µs", w as f64 / 10.0);
+    }
 }

@@ -11,7 +11,8 @@
 //! Revocation is immediate in this process: a revoke commits, then bumps an epoch and drops the
 //! key from the cache; a look-up that raced with it re-checks the epoch after inserting and
 //! drops its own possibly stale entry. Changes made by another process (the CLI) are picked up
-//! by the periodic task, which polls for new revocations, and by the cache TTL.
+//! within about a second by the change poll ([`poll_changes`]: keys revoked and users changed
+//! since its last pass); the cache TTL bounds only edits made behind Gatehouse's back.
 //!
 //! `pk_` keys are the agent-API contract's "publicKey": they authenticate exactly like `sk_`
 //! keys; the prefix only records which contract issued them.
@@ -306,7 +307,7 @@ pub struct KeyRuntime {
     cache: DashMap<[u8; 32], Cached, FastHash>,
     epoch: AtomicU64,
     pending_last_used: DashMap<i64, i64, FastHash>,
-    revocations_seen_until: AtomicI64,
+    changes_seen_until: AtomicI64,
     capacity: usize,
     ttl: i64,
     resolution: i64,
@@ -327,7 +328,7 @@ impl KeyRuntime {
             cache: DashMap::default(),
             epoch: AtomicU64::new(0),
             pending_last_used: DashMap::default(),
-            revocations_seen_until: AtomicI64::new(store::now()),
+            changes_seen_until: AtomicI64::new(store::now()),
             capacity: cfg.cache_capacity,
             ttl: i64::try_from(cfg.cache_ttl_secs).unwrap_or(i64::MAX),
             resolution: i64::try_from(cfg.last_used_resolution_secs)
@@ -348,8 +349,14 @@ impl KeyRuntime {
 
     /// Drops every cached key of a user (disabled, deleted, rights changed).
     pub fn forget_user(&self, user_id: i64) {
+        self.forget_users(&[user_id]);
+    }
+
+    /// Drops every cached key of these users, in one pass over the cache.
+    fn forget_users(&self, user_ids: &[i64]) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.cache.retain(|_, c| c.identity.user_id != user_id);
+        self.cache
+            .retain(|_, c| !user_ids.contains(&c.identity.user_id));
     }
 
     /// Number of cached keys.
@@ -468,10 +475,12 @@ pub async fn verify_with(
         plan: row.plan,
         rate: Default::default(),
     });
+    // The stored last use counts too: a key read again (after a restart, or after the change
+    // poll dropped its entry) is not recorded again within the resolution.
     let entry = Cached {
         identity: identity.clone(),
         trusted_until: rt.trusted_until(now),
-        last_seen: AtomicI64::new(seen_before),
+        last_seen: AtomicI64::new(seen_before.max(row.last_used_at.unwrap_or(0))),
     };
     rt.note_use(&entry, now);
     if rt.capacity > 0 && rt.cache.len() < rt.capacity {
@@ -798,7 +807,7 @@ pub async fn roll(ctx: &Ctx, actor: &Actor, id: i64, expire_old_in: u64) -> Resu
 pub const FLUSH_CHUNK: usize = 128;
 const FLUSH_PAUSE: Duration = Duration::from_millis(1);
 
-/// Writes buffered `last_used_at` values and picks up revocations made by other processes.
+/// Writes buffered `last_used_at` values.
 pub async fn flush(ctx: &Ctx) -> Result<()> {
     let rt = &ctx.keys;
     let ids: Vec<i64> = rt.pending_last_used.iter().map(|e| *e.key()).collect();
@@ -829,34 +838,72 @@ pub async fn flush(ctx: &Ctx) -> Result<()> {
             return Err(e);
         }
     }
-    let since = rt.revocations_seen_until.load(Ordering::Relaxed);
+    Ok(())
+}
+
+/// How often [`poll_changes`] runs.
+pub const CHANGE_POLL: Duration = Duration::from_secs(1);
+
+/// Drops the cached keys another process changed: keys revoked and owners changed (disabled,
+/// re-enabled, rights or password changed) since the last pass. Two indexed reads, usually
+/// answering nothing; this process's own changes were dropped when they committed and are
+/// dropped again here, harmlessly.
+pub async fn poll_changes(ctx: &Ctx) -> Result<()> {
+    let rt = &ctx.keys;
+    let since = rt.changes_seen_until.load(Ordering::Relaxed);
     let now = store::now();
-    let hashes = ctx
+    let (hashes, users) = ctx
         .db
-        .read(move |c| store::api_keys::revoked_since(c, since))
+        .read(move |c| {
+            Ok((
+                store::api_keys::revoked_since(c, since)?,
+                store::users::changed_since(c, since)?,
+            ))
+        })
         .await?;
     if !hashes.is_empty() {
         rt.invalidate(hashes.iter().map(Vec::as_slice));
     }
-    // Overlap one second: a revoke in the same second as the last poll is seen twice, never missed.
-    rt.revocations_seen_until.store(now - 1, Ordering::Relaxed);
+    if !users.is_empty() {
+        rt.forget_users(&users);
+    }
+    // Overlap one second: a change in the same second as the last pass is seen twice, never
+    // missed.
+    rt.changes_seen_until.store(now - 1, Ordering::Relaxed);
     Ok(())
 }
 
-/// Starts the periodic flush; it ends by itself when the context is dropped.
-pub fn start_flusher(ctx: &Arc<Ctx>) {
+/// Starts the periodic flush of `last_used_at` and the change poll; both end by themselves when
+/// the context is dropped.
+pub fn start_background(ctx: &Arc<Ctx>) {
+    let flush_every = Duration::from_secs(ctx.settings.keys.last_used_flush_secs.max(1));
+    every(ctx, flush_every, |ctx| async move {
+        if let Err(e) = flush(&ctx).await {
+            tracing::warn!(error = %e, "flushing API key last-used times failed");
+        }
+    });
+    every(ctx, CHANGE_POLL, |ctx| async move {
+        if let Err(e) = poll_changes(&ctx).await {
+            tracing::warn!(error = %e, "polling for API key changes failed");
+        }
+    });
+}
+
+/// Runs `task` every `period` (the first run one period from now) while the context lives.
+fn every<F, Fut>(ctx: &Arc<Ctx>, period: Duration, task: F)
+where
+    F: Fn(Arc<Ctx>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let weak: Weak<Ctx> = Arc::downgrade(ctx);
-    let every = Duration::from_secs(ctx.settings.keys.last_used_flush_secs.max(1));
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
             tick.tick().await;
             let Some(ctx) = weak.upgrade() else { break };
-            if let Err(e) = flush(&ctx).await {
-                tracing::warn!(error = %e, "flushing API key last-used times failed");
-            }
+            task(ctx).await;
         }
     });
 }

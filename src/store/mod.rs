@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_browser.sql"),
     include_str!("../../migrations/0005_handshake.sql"),
     include_str!("../../migrations/0006_session_token_id.sql"),
+    include_str!("../../migrations/0007_users_updated_index.sql"),
 ];
 
 /// How many migrations the binary carries (the schema version of an up-to-date file).

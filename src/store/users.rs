@@ -133,6 +133,13 @@ pub fn set_password_hash(c: &Connection, id: i64, hash: &str, now: i64) -> Resul
     )? == 1)
 }
 
+/// Ids of the users changed (`updated_at`) at or after `since`, by any process.
+pub fn changed_since(c: &Connection, since: i64) -> Result<Vec<i64>> {
+    let mut st = c.prepare_cached("SELECT id FROM users WHERE updated_at >= ?1")?;
+    let rows = st.query_map([since], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 /// Sets or clears the disabled flag.
 pub fn set_disabled(c: &Connection, id: i64, disabled: bool, now: i64) -> Result<bool> {
     Ok(c.execute(

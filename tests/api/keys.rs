@@ -702,7 +702,8 @@ async fn a_flush_larger_than_one_transaction_writes_every_key() {
 
 #[tokio::test]
 async fn cli_key_create_list_revoke() {
-    let app = spawn_with(|s| s.keys.last_used_flush_secs = 1).await;
+    // The default 10 s flush: the change poll, not the flush, brings the CLI's revoke in.
+    let app = spawn().await;
     app.create_user("alice", STRONG_PASSWORD, false).await;
     let data = app.ctx.settings.data_dir.clone();
     let run = |args: &[&str]| {
@@ -740,16 +741,11 @@ async fn cli_key_create_list_revoke() {
 
     let out = run(&["key", "revoke", &id]);
     assert!(out.status.success());
-    // Another process revoked it: the server notices within the flush interval.
-    let mut refused = false;
-    for _ in 0..40 {
-        if get(&app, "/v1/api-keys", &key).await.status() == 401 {
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(refused, "a key revoked by the CLI kept working");
+    // Another process revoked it: the change poll (once a second) drops the cached key.
+    assert!(
+        refused_within(&app, &key, Duration::from_secs(3)).await,
+        "a key revoked by the CLI kept working"
+    );
     assert_eq!(run(&["key", "revoke", "424242"]).status.code(), Some(4));
     assert_eq!(
         run(&["key", "create", "--user", "ghost", "--name", "x"])
@@ -763,6 +759,52 @@ async fn cli_key_create_list_revoke() {
             .code(),
         Some(1)
     );
+}
+
+/// Whether `key` is refused (401) within `limit`, asking every 100 ms.
+async fn refused_within(app: &TestApp, key: &str, limit: Duration) -> bool {
+    let until = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < until {
+        if get(app, "/v1/api-keys", key).await.status() == 401 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn cli_user_disable_stops_a_cached_key() {
+    let app = spawn().await;
+    let (_, k) = user_with_key(&app, "alice").await;
+    // Cached now, and trusted for minutes: only the change poll can drop it.
+    assert_eq!(get(&app, "/v1/api-keys", &k).await.status(), 200);
+    let out = std::process::Command::new(bin())
+        .args(["user", "disable", "alice"])
+        .env("GATEHOUSE_DATA_DIR", &app.ctx.settings.data_dir)
+        .env_remove("GATEHOUSE_CONFIG")
+        .current_dir(app.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        refused_within(&app, &k, Duration::from_secs(3)).await,
+        "the key of a user disabled by the CLI kept working"
+    );
+    // The refusal is the owner's state, not a dropped cache entry that happened to miss.
+    let r = app
+        .client
+        .post(app.url("/api/verify"))
+        .json(&serde_json::json!({ "token": k }))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["reason"], "revoked");
 }
 
 #[tokio::test]
