@@ -352,11 +352,14 @@ impl KeyRuntime {
         self.forget_users(&[user_id]);
     }
 
-    /// Drops every cached key of these users, in one pass over the cache.
+    /// Drops every cached key of these users, in one pass over the cache (a binary search per
+    /// entry: a poll can bring thousands of users, after a bulk import).
     fn forget_users(&self, user_ids: &[i64]) {
+        let mut ids = user_ids.to_vec();
+        ids.sort_unstable();
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache
-            .retain(|_, c| !user_ids.contains(&c.identity.user_id));
+            .retain(|_, c| ids.binary_search(&c.identity.user_id).is_err());
     }
 
     /// Number of cached keys.
@@ -906,4 +909,55 @@ where
             task(ctx).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(key_id: i64, user_id: i64) -> Arc<KeyIdentity> {
+        Arc::new(KeyIdentity {
+            key_id,
+            user_id,
+            username: "u".into(),
+            tenant_id: "default".into(),
+            mode: KeyMode::Live,
+            scopes: Vec::new(),
+            is_admin: false,
+            permissions: Vec::new(),
+            expires_at: None,
+            plan: "free".into(),
+            rate: Default::default(),
+        })
+    }
+
+    #[test]
+    fn forget_users_drops_exactly_their_keys() {
+        let rt = KeyRuntime::new(&crate::config::KeySettings::default());
+        // Users 1..=50, two keys each.
+        for key_id in 0..100_i64 {
+            let mut hash = [0u8; 32];
+            hash[..8].copy_from_slice(&key_id.to_le_bytes());
+            rt.cache.insert(
+                hash,
+                Cached {
+                    identity: identity(key_id, key_id / 2 + 1),
+                    trusted_until: i64::MAX,
+                    last_seen: AtomicI64::new(0),
+                },
+            );
+        }
+        let epoch = rt.epoch.load(Ordering::SeqCst);
+        // Unsorted, with a user who has no key.
+        rt.forget_users(&[40, 3, 999, 17]);
+        assert_ne!(
+            rt.epoch.load(Ordering::SeqCst),
+            epoch,
+            "racing misses must re-check"
+        );
+        assert_eq!(rt.cached(), 94);
+        let left: Vec<i64> = rt.cache.iter().map(|e| e.identity.user_id).collect();
+        assert!(left.iter().all(|u| ![3, 17, 40].contains(u)));
+        assert!(left.contains(&1) && left.contains(&50));
+    }
 }
