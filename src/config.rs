@@ -227,7 +227,8 @@ pub struct KeySettings {
     /// How often `last_used_at` is flushed to the database, in seconds.
     pub last_used_flush_secs: u64,
     /// How fine `last_used_at` is kept, in seconds: a key's use is recorded when it comes at
-    /// least this long after the last recorded one (0 records every second).
+    /// least this long (less a fixed per-key share of up to a quarter, so that keys first used
+    /// together do not stay due together) after the last recorded one (0 records every second).
     pub last_used_resolution_secs: u64,
     /// Verified keys kept in the in-memory verification cache; 0 disables the cache.
     pub cache_capacity: usize,

@@ -374,17 +374,34 @@ impl KeyRuntime {
     }
 
     /// Records a use when it is the first of the entry, or `resolution` seconds or more after
-    /// the last one recorded: on the hot path this is one atomic load per request, and a key in
-    /// steady use costs one buffered (and later written) value per `resolution`, not per second.
+    /// the last one recorded, less the key's [`Self::early`] share: on the hot path this is one
+    /// atomic load per request, and a key in steady use costs one buffered (and later written)
+    /// value per `resolution`, not per second.
     fn note_use(&self, c: &Cached, now: i64) {
         let seen = c.last_seen.load(Ordering::Relaxed);
         if now.saturating_sub(seen) >= self.resolution
             && c.last_seen
-                .compare_exchange(seen, now, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(
+                    seen,
+                    now - self.early(c.identity.key_id),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
         {
             self.pending_last_used.insert(c.identity.key_id, now);
         }
+    }
+
+    /// How much sooner than `resolution` a key's next use is recorded: a fixed share of up to
+    /// a quarter of it, different from key to key. Keys first used together (a burst, a
+    /// restart) would otherwise come due together every `resolution`, and every minute one
+    /// flush would write all of them while the others wrote none; with the shares, their
+    /// records drift apart cycle by cycle and the flushes even out.
+    fn early(&self, key_id: i64) -> i64 {
+        let spread = u64::try_from(self.resolution / 4).unwrap_or(0) + 1;
+        let mixed = (key_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+        i64::try_from(mixed % spread).unwrap_or(0)
     }
 
     fn last_used(&self, id: i64, stored: Option<i64>) -> Option<i64> {
@@ -821,6 +838,9 @@ pub async fn flush(ctx: &Ctx) -> Result<()> {
     // In id order, each transaction's rows share table pages: in the map's random order every
     // row of a chunk dirtied its own page, and a flush of 100 000 keys wrote 400 MB of WAL.
     uses.sort_unstable();
+    if !uses.is_empty() {
+        tracing::debug!(keys = uses.len(), "flushing API key last-used times");
+    }
     for (i, chunk) in uses.chunks(FLUSH_CHUNK).enumerate() {
         if i > 0 {
             tokio::time::sleep(FLUSH_PAUSE).await;
@@ -931,6 +951,49 @@ mod tests {
         })
     }
 
+    fn cached(key_id: i64, user_id: i64) -> Cached {
+        Cached {
+            identity: identity(key_id, user_id),
+            trusted_until: i64::MAX,
+            last_seen: AtomicI64::new(0),
+        }
+    }
+
+    #[test]
+    fn uses_are_recorded_a_per_key_share_early() {
+        let rt = KeyRuntime::new(&crate::config::KeySettings::default()); // resolution 60 s
+        let shares: Vec<i64> = (1..=1000).map(|id| rt.early(id)).collect();
+        assert!(
+            shares.iter().all(|e| (0..=15).contains(e)),
+            "at most a quarter"
+        );
+        let distinct: std::collections::BTreeSet<_> = shares.iter().collect();
+        assert_eq!(distinct.len(), 16, "keys spread over every share");
+
+        let c = cached(7, 1);
+        let early = rt.early(7);
+        rt.note_use(&c, 1_000);
+        assert_eq!(
+            rt.pending_last_used.remove(&7).map(|(_, at)| at),
+            Some(1_000)
+        );
+        rt.note_use(&c, 1_000 + 60 - early - 1);
+        assert!(rt.pending_last_used.get(&7).is_none(), "not yet due");
+        rt.note_use(&c, 1_000 + 60 - early);
+        assert_eq!(
+            rt.pending_last_used.remove(&7).map(|(_, at)| at),
+            Some(1_000 + 60 - early),
+            "the time recorded is the use's own"
+        );
+
+        // A one-second resolution has no room for a share.
+        let one = KeyRuntime::new(&crate::config::KeySettings {
+            last_used_resolution_secs: 1,
+            ..Default::default()
+        });
+        assert!((1..=1000).all(|id| one.early(id) == 0));
+    }
+
     #[test]
     fn forget_users_drops_exactly_their_keys() {
         let rt = KeyRuntime::new(&crate::config::KeySettings::default());
@@ -938,14 +1001,7 @@ mod tests {
         for key_id in 0..100_i64 {
             let mut hash = [0u8; 32];
             hash[..8].copy_from_slice(&key_id.to_le_bytes());
-            rt.cache.insert(
-                hash,
-                Cached {
-                    identity: identity(key_id, key_id / 2 + 1),
-                    trusted_until: i64::MAX,
-                    last_seen: AtomicI64::new(0),
-                },
-            );
+            rt.cache.insert(hash, cached(key_id, key_id / 2 + 1));
         }
         let epoch = rt.epoch.load(Ordering::SeqCst);
         // Unsorted, with a user who has no key.
