@@ -26,18 +26,6 @@ pub struct Tenant {
     pub owner_id: i64,
 }
 
-/// Runs the real binary against the app's data directory.
-pub fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    Command::new(bin())
-        .env("GATEHOUSE_DATA_DIR", app.dir.path().join("data"))
-        .env("XDG_CONFIG_HOME", app.dir.path().join("config"))
-        .env_remove("GATEHOUSE_API_KEY")
-        .env_remove("GATEHOUSE_TENANT_KEY")
-        .args(args)
-        .output()
-        .expect("run gatehouse")
-}
-
 /// Creates a user and a tenant they own, through the CLI.
 pub async fn tenant_with_owner(app: &TestApp, owner: &str) -> Tenant {
     let owner_id = app.create_user(owner, STRONG_PASSWORD, false).await;

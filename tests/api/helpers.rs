@@ -138,3 +138,18 @@ pub fn retry_after(resp: &reqwest::Response) -> u64 {
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_gatehouse")
 }
+
+/// Runs the real binary against the app's data directory, as an operator on the same machine
+/// would while the server runs: no config file or credentials from the test's environment.
+pub fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(bin())
+        .env("GATEHOUSE_DATA_DIR", &app.ctx.settings.data_dir)
+        .env("XDG_CONFIG_HOME", app.dir.path().join("config"))
+        .env_remove("GATEHOUSE_CONFIG")
+        .env_remove("GATEHOUSE_API_KEY")
+        .env_remove("GATEHOUSE_TENANT_KEY")
+        .current_dir(app.dir.path())
+        .args(args)
+        .output()
+        .expect("run gatehouse")
+}

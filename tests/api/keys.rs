@@ -705,16 +705,7 @@ async fn cli_key_create_list_revoke() {
     // The default 10 s flush: the change poll, not the flush, brings the CLI's revoke in.
     let app = spawn().await;
     app.create_user("alice", STRONG_PASSWORD, false).await;
-    let data = app.ctx.settings.data_dir.clone();
-    let run = |args: &[&str]| {
-        std::process::Command::new(bin())
-            .args(args)
-            .env("GATEHOUSE_DATA_DIR", &data)
-            .env_remove("GATEHOUSE_CONFIG")
-            .current_dir(app.dir.path())
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| cli(&app, args);
     let out = run(&[
         "key", "create", "--user", "alice", "--name", "cli", "--mode", "test",
     ]);
@@ -779,13 +770,7 @@ async fn cli_user_disable_stops_a_cached_key() {
     let (_, k) = user_with_key(&app, "alice").await;
     // Cached now, and trusted for minutes: only the change poll can drop it.
     assert_eq!(get(&app, "/v1/api-keys", &k).await.status(), 200);
-    let out = std::process::Command::new(bin())
-        .args(["user", "disable", "alice"])
-        .env("GATEHOUSE_DATA_DIR", &app.ctx.settings.data_dir)
-        .env_remove("GATEHOUSE_CONFIG")
-        .current_dir(app.dir.path())
-        .output()
-        .unwrap();
+    let out = cli(&app, &["user", "disable", "alice"]);
     assert!(
         out.status.success(),
         "{}",
