@@ -1,7 +1,10 @@
 //! Scheduled jobs (tokio-cron-scheduler). Schedules come from config; an empty string disables
-//! a job. Jobs only call services.
+//! a job. Jobs only call services. [`every`] runs the in-memory upkeep tasks that keep a fixed
+//! period instead (the last-used flush, the key change poll, rate-limit housekeeping).
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use tokio_cron_scheduler::{Job, JobScheduler};
 
@@ -40,4 +43,26 @@ pub async fn start(ctx: Arc<Ctx>) -> Result<Option<JobScheduler>> {
         .await
         .map_err(|e| Error::internal(format!("scheduler: {e}")))?;
     Ok(Some(sched))
+}
+
+/// Runs `task` every `period` (the first run one period from now) for as long as `owner` lives:
+/// the loop holds only a weak reference between runs, so dropping the owner ends it. A run that
+/// overruns its period delays the next one rather than bunching them.
+pub fn every<T, F, Fut>(owner: &Arc<T>, period: Duration, task: F)
+where
+    T: Send + Sync + 'static,
+    F: Fn(Arc<T>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let weak: Weak<T> = Arc::downgrade(owner);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(owner) = weak.upgrade() else { break };
+            task(owner).await;
+        }
+    });
 }

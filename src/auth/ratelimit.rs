@@ -3,10 +3,10 @@
 //!
 //! **Hourly quota: GCRA** (the generic cell rate algorithm, via the `governor` crate), one
 //! limiter per plan over one state cell per key. A plan of `N` requests per hour lets a fresh
-//! key make `N` requests at once and then earns one request back every `3600 / N` seconds — a sliding
-//! bucket with no burst at window edges, unlike fixed windows. `X-RateLimit-Remaining` is the
-//! requests still allowed right now, `X-RateLimit-Reset` the Unix time at which the full quota
-//! is back. Test-mode keys use the plan `keys.test_plan` whatever their own plan is.
+//! key make `N` requests at once and then earns one request back every `3600 / N` seconds — a
+//! sliding bucket with no burst at window edges, unlike fixed windows. `X-RateLimit-Remaining`
+//! is the requests still allowed right now, `X-RateLimit-Reset` the Unix time at which the full
+//! quota is back. Test-mode keys use the plan `keys.test_plan` whatever their own plan is.
 //!
 //! A key's cell (governor's 8-byte GCRA state) lives in a map keyed by plan and key id, and the
 //! key's cached identity holds it too ([`RateSlot`]): a check of a cached key goes straight to
@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
@@ -349,15 +349,8 @@ impl RateLimits {
 
 /// Runs [`RateLimits::housekeeping`] every minute until the limits are dropped.
 pub fn start_housekeeping(limits: &Arc<RateLimits>) {
-    let weak: Weak<RateLimits> = Arc::downgrade(limits);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(l) = weak.upgrade() else { break };
-            l.housekeeping();
-        }
+    crate::jobs::every(limits, Duration::from_secs(60), |l| async move {
+        l.housekeeping()
     });
 }
 

@@ -18,7 +18,7 @@
 //! keys; the prefix only records which contract issued them.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use compact_str::CompactString;
@@ -349,13 +349,12 @@ impl KeyRuntime {
 
     /// Drops every cached key of a user (disabled, deleted, rights changed).
     pub fn forget_user(&self, user_id: i64) {
-        self.forget_users(&[user_id]);
+        self.forget_users(vec![user_id]);
     }
 
     /// Drops every cached key of these users, in one pass over the cache (a binary search per
     /// entry: a poll can bring thousands of users, after a bulk import).
-    fn forget_users(&self, user_ids: &[i64]) {
-        let mut ids = user_ids.to_vec();
+    fn forget_users(&self, mut ids: Vec<i64>) {
         ids.sort_unstable();
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache
@@ -888,7 +887,7 @@ pub async fn poll_changes(ctx: &Ctx) -> Result<()> {
         rt.invalidate(hashes.iter().map(Vec::as_slice));
     }
     if !users.is_empty() {
-        rt.forget_users(&users);
+        rt.forget_users(users);
     }
     // Overlap one second: a change in the same second as the last pass is seen twice, never
     // missed.
@@ -900,33 +899,14 @@ pub async fn poll_changes(ctx: &Ctx) -> Result<()> {
 /// the context is dropped.
 pub fn start_background(ctx: &Arc<Ctx>) {
     let flush_every = Duration::from_secs(ctx.settings.keys.last_used_flush_secs.max(1));
-    every(ctx, flush_every, |ctx| async move {
+    crate::jobs::every(ctx, flush_every, |ctx| async move {
         if let Err(e) = flush(&ctx).await {
             tracing::warn!(error = %e, "flushing API key last-used times failed");
         }
     });
-    every(ctx, CHANGE_POLL, |ctx| async move {
+    crate::jobs::every(ctx, CHANGE_POLL, |ctx| async move {
         if let Err(e) = poll_changes(&ctx).await {
             tracing::warn!(error = %e, "polling for API key changes failed");
-        }
-    });
-}
-
-/// Runs `task` every `period` (the first run one period from now) while the context lives.
-fn every<F, Fut>(ctx: &Arc<Ctx>, period: Duration, task: F)
-where
-    F: Fn(Arc<Ctx>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let weak: Weak<Ctx> = Arc::downgrade(ctx);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(ctx) = weak.upgrade() else { break };
-            task(ctx).await;
         }
     });
 }
@@ -1005,7 +985,7 @@ mod tests {
         }
         let epoch = rt.epoch.load(Ordering::SeqCst);
         // Unsorted, with a user who has no key.
-        rt.forget_users(&[40, 3, 999, 17]);
+        rt.forget_users(vec![40, 3, 999, 17]);
         assert_ne!(
             rt.epoch.load(Ordering::SeqCst),
             epoch,
