@@ -5,8 +5,9 @@
 //! checksum first (no database for a typo), then looks the hash up in an in-memory cache
 //! ([`KeyRuntime`]) and only on a miss in SQLite. The verify path never writes to SQLite:
 //! `last_used_at` is buffered in memory and flushed every `keys.last_used_flush_secs` (and at
-//! shutdown), in transactions of at most [`FLUSH_CHUNK`] keys; a use is recorded when it comes
-//! `keys.last_used_resolution_secs` or more after the key's last recorded one.
+//! shutdown), in transactions of at most [`FLUSH_CHUNK`] keys, into the narrow `api_key_usage`
+//! table (a ~10-byte row per key, so a batch rewrites few pages); a use is recorded when it
+//! comes `keys.last_used_resolution_secs` or more after the key's last recorded one.
 //!
 //! Revocation is immediate in this process: a revoke commits, then bumps an epoch and drops the
 //! key from the cache; a look-up that raced with it re-checks the epoch after inserting and
@@ -307,6 +308,11 @@ pub struct KeyRuntime {
     cache: DashMap<[u8; 32], Cached, FastHash>,
     epoch: AtomicU64,
     pending_last_used: DashMap<i64, i64, FastHash>,
+    /// Each key's last recorded use (its entry's `last_seen`), kept for `resolution` seconds:
+    /// a key read again from SQLite — its entry dropped by the change poll, or never cached
+    /// (`cache_capacity = 0`) — starts from it, so it is not recorded again within the
+    /// resolution. Each flush prunes it.
+    recorded: DashMap<i64, i64, FastHash>,
     changes_seen_until: AtomicI64,
     capacity: usize,
     ttl: i64,
@@ -328,6 +334,7 @@ impl KeyRuntime {
             cache: DashMap::default(),
             epoch: AtomicU64::new(0),
             pending_last_used: DashMap::default(),
+            recorded: DashMap::default(),
             changes_seen_until: AtomicI64::new(store::now()),
             capacity: cfg.cache_capacity,
             ttl: i64::try_from(cfg.cache_ttl_secs).unwrap_or(i64::MAX),
@@ -378,18 +385,28 @@ impl KeyRuntime {
     /// value per `resolution`, not per second.
     fn note_use(&self, c: &Cached, now: i64) {
         let seen = c.last_seen.load(Ordering::Relaxed);
-        if now.saturating_sub(seen) >= self.resolution
-            && c.last_seen
-                .compare_exchange(
-                    seen,
-                    now - self.early(c.identity.key_id),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-        {
-            self.pending_last_used.insert(c.identity.key_id, now);
+        if now.saturating_sub(seen) < self.resolution {
+            return;
         }
+        let id = c.identity.key_id;
+        let at = now - self.early(id);
+        if c.last_seen
+            .compare_exchange(seen, at, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.pending_last_used.insert(id, now);
+            self.recorded.insert(id, at);
+        }
+    }
+
+    /// The last recorded use of a key, if within the last `resolution` (0 if none).
+    fn recorded_use(&self, id: i64) -> i64 {
+        self.recorded.get(&id).map_or(0, |v| *v)
+    }
+
+    /// Forgets recorded uses older than `resolution`: they no longer hold a use back.
+    fn prune_recorded(&self, now: i64) {
+        self.recorded.retain(|_, at| now - *at < self.resolution);
     }
 
     /// How much sooner than `resolution` a key's next use is recorded: a fixed share of up to
@@ -494,12 +511,13 @@ pub async fn verify_with(
         plan: row.plan,
         rate: Default::default(),
     });
-    // The stored last use counts too: a key read again (after a restart, or after the change
-    // poll dropped its entry) is not recorded again within the resolution.
+    // A use recorded lately counts too: a key read again (after the change poll dropped its
+    // entry, or on every request with the cache off) is not recorded again within the
+    // resolution.
     let entry = Cached {
         identity: identity.clone(),
         trusted_until: rt.trusted_until(now),
-        last_seen: AtomicI64::new(seen_before.max(row.last_used_at.unwrap_or(0))),
+        last_seen: AtomicI64::new(seen_before.max(rt.recorded_use(row.id))),
     };
     rt.note_use(&entry, now);
     if rt.capacity > 0 && rt.cache.len() < rt.capacity {
@@ -837,6 +855,7 @@ pub async fn flush(ctx: &Ctx) -> Result<()> {
     // In id order, each transaction's rows share table pages: in the map's random order every
     // row of a chunk dirtied its own page, and a flush of 100 000 keys wrote 400 MB of WAL.
     uses.sort_unstable();
+    rt.prune_recorded(store::now());
     if !uses.is_empty() {
         tracing::debug!(keys = uses.len(), "flushing API key last-used times");
     }

