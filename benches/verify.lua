@@ -1,7 +1,9 @@
 -- wrk script for the key benchmark (see docs/bench-keys.md).
 -- Environment: GH_KEYS, GH_INVALID (files, one key a line), GH_MODE = verify | forward,
 -- GH_DIST = uniform | skewed, GH_DELAY_MS (per-connection pause, for rate-limited runs),
--- GH_INVALID_PCT (default 1): the share of requests that carry a well-formed but unknown key.
+-- GH_INVALID_PCT (default 1): the share of requests that carry a well-formed but unknown key,
+-- GH_REQUESTS (default 200000): how many requests are drawn (then replayed in order),
+-- GH_SEED: a fixed seed for the draws, so that a second run replays the first one's requests.
 local keys, invalid = {}, {}
 local mode = os.getenv("GH_MODE") or "verify"
 local dist = os.getenv("GH_DIST") or "uniform"
@@ -11,7 +13,8 @@ local invalid_pct = tonumber(os.getenv("GH_INVALID_PCT") or "1")
 local function load()
   for l in io.lines(os.getenv("GH_KEYS")) do keys[#keys + 1] = l end
   for l in io.lines(os.getenv("GH_INVALID")) do invalid[#invalid + 1] = l end
-  math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+  local seed = tonumber(os.getenv("GH_SEED") or "")
+  math.randomseed(seed or (os.time() + math.floor(os.clock() * 1e6)))
 end
 
 local function pick()
