@@ -85,12 +85,16 @@ async fn authenticate(req: &HttpRequest) -> Result<Authenticated, Error> {
 
 /// Sets `X-RateLimit-Limit`, `-Remaining` and `-Reset` from a check's result.
 pub fn set_rate_limit_headers(headers: &mut HeaderMap, info: &RateLimitInfo) {
+    // Names built at compile time: `from_static` at run time checks every byte, on every answer.
+    const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+    const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+    const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
     for (name, value) in [
-        ("x-ratelimit-limit", u64::from(info.limit)),
-        ("x-ratelimit-remaining", u64::from(info.remaining)),
-        ("x-ratelimit-reset", info.reset),
+        (LIMIT, u64::from(info.limit)),
+        (REMAINING, u64::from(info.remaining)),
+        (RESET, info.reset),
     ] {
-        headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+        headers.insert(name, HeaderValue::from(value));
     }
     if info.limited() {
         headers.insert(

@@ -168,8 +168,12 @@ pub async fn verify(
                 return Ok(resp);
             }
             let mut resp = match &r {
+                // A static value: `ContentType::json()` formats the MIME type and copies it.
                 Resolved::ApiKey(key) => HttpResponse::Ok()
-                    .content_type(header::ContentType::json())
+                    .insert_header((
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    ))
                     .body(key_answer(key, info)),
                 Resolved::Other(_) => HttpResponse::Ok().json(Verified {
                     valid: true,
