@@ -148,17 +148,23 @@ pub fn insert(c: &Connection, new: &NewRow<'_>, now: i64) -> Result<i64> {
     }
 }
 
+/// The verification look-up. It reads the key from the covering index `api_keys_verify`
+/// (migration 0009; `INDEXED BY`, since without statistics SQLite picks the plain unique index
+/// on `key_hash` and then reads the table too): one b-tree fewer per cache miss, +11 %.
+const BY_HASH: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", NULL, u.is_admin, u.permissions, u.disabled
+     FROM api_keys k INDEXED BY api_keys_verify JOIN users u ON u.id = k.user_id
+     WHERE k.key_hash = ?1"
+);
+
 /// A key and its owner, by keyed hash (the verification look-up). Its `last_used_at` is not
 /// read (`None`): the cache keeps recent uses in memory, and the extra look-up in
 /// `api_key_usage` cost every cache miss 9 %.
 pub fn by_hash(c: &Connection, hash: &[u8]) -> Result<Option<(ApiKeyRow, Owner)>> {
     // A static text: the look-up of every cache miss neither formats it nor allocates.
-    let mut st = c.prepare_cached(concat!(
-        "SELECT ",
-        columns!(),
-        ", NULL, u.is_admin, u.permissions, u.disabled
-         FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1"
-    ))?;
+    let mut st = c.prepare_cached(BY_HASH)?;
     Ok(st
         .query_row([hash], |r| {
             let perms: String = r.get(15)?;
@@ -316,6 +322,27 @@ mod tests {
             )
             .unwrap();
         assert_eq!(columns, 0);
+    }
+
+    #[test]
+    fn the_verification_look_up_reads_only_the_covering_index() {
+        let mut c = at_version_7();
+        crate::store::migrations().to_latest(&mut c).unwrap();
+        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {BY_HASH}")).unwrap();
+        let plan: Vec<String> = st
+            .query_map([rusqlite::types::Null], |r| r.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan[0].contains("COVERING INDEX api_keys_verify"),
+            "{plan:?}"
+        );
+        let (row, owner) = by_hash(&c, &[2]).unwrap().unwrap();
+        assert_eq!(
+            (row.id, row.name.as_str(), owner.disabled),
+            (2, "unused", false)
+        );
     }
 
     #[test]
