@@ -462,8 +462,6 @@ pub async fn verify_with(
     let hash = ctx.pepper.hash(raw.as_bytes());
     let now = store::now();
     let rt = &ctx.keys;
-    // A renewed entry keeps the last recorded use, so renewal does not record one again.
-    let mut seen_before = 0;
     if let Some(c) = rt.cache.get(&hash) {
         if now < c.trusted_until {
             if c.identity.expires_at.is_some_and(|e| e <= now) {
@@ -474,7 +472,6 @@ pub async fn verify_with(
             rt.note_use(&c, now);
             return Ok(c.identity.clone());
         }
-        seen_before = c.last_seen.load(Ordering::Relaxed);
     }
     if let Some(wait) = db_blocked {
         return Err(Rejection::Throttled(wait));
@@ -511,13 +508,14 @@ pub async fn verify_with(
         plan: row.plan,
         rate: Default::default(),
     });
-    // A use recorded lately counts too: a key read again (after the change poll dropped its
-    // entry, or on every request with the cache off) is not recorded again within the
-    // resolution.
+    // The use recorded lately counts: a key read again (its entry renewed after the TTL or
+    // dropped by the change poll, or on every request with the cache off) is not recorded again
+    // within the resolution. Every record goes to `recorded` too, so an expired entry's own
+    // `last_seen` adds nothing.
     let entry = Cached {
         identity: identity.clone(),
         trusted_until: rt.trusted_until(now),
-        last_seen: AtomicI64::new(seen_before.max(rt.recorded_use(row.id))),
+        last_seen: AtomicI64::new(rt.recorded_use(row.id)),
     };
     rt.note_use(&entry, now);
     if rt.capacity > 0 && rt.cache.len() < rt.capacity {
