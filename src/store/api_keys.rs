@@ -279,9 +279,11 @@ pub fn touch_last_used(c: &Connection, uses: &[(i64, i64)]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{count, query_plan};
 
-    /// A database at schema version 7 with a tenant, a user and two keys, one used at 1 000.
-    fn at_version_7() -> Connection {
+    /// A database made at schema version 7 with a tenant, a user and two keys, one used at
+    /// 1 000, then migrated to the latest version.
+    fn upgraded() -> Connection {
         let mut c = Connection::open_in_memory().unwrap();
         crate::store::migrations().to_version(&mut c, 7).unwrap();
         c.execute_batch(
@@ -293,13 +295,13 @@ mod tests {
                     (2, x'02', 'sk_live_', 'bbbb', 7, 'ten_1', 'live', 'free', 'unused', 1, NULL);",
         )
         .unwrap();
+        crate::store::migrations().to_latest(&mut c).unwrap();
         c
     }
 
     #[test]
     fn migration_8_moves_last_uses_to_their_own_table() {
-        let mut c = at_version_7();
-        crate::store::migrations().to_latest(&mut c).unwrap();
+        let c = upgraded();
         assert_eq!(get(&c, 1).unwrap().unwrap().last_used_at, Some(1000));
         assert_eq!(get(&c, 2).unwrap().unwrap().last_used_at, None);
         let (row, _) = by_hash(&c, &[1]).unwrap().unwrap();
@@ -314,29 +316,20 @@ mod tests {
             .map(|r| (r.id, r.last_used_at))
             .collect();
         assert_eq!(listed, [(2, None), (1, Some(1000))]);
-        let columns: i64 = c
-            .query_row(
-                "SELECT count(*) FROM pragma_table_info('api_keys') WHERE name = 'last_used_at'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let columns = count(
+            &c,
+            "SELECT count(*) FROM pragma_table_info('api_keys') WHERE name = 'last_used_at'",
+        );
         assert_eq!(columns, 0);
     }
 
     #[test]
     fn the_verification_look_up_reads_only_the_covering_index() {
-        let mut c = at_version_7();
-        crate::store::migrations().to_latest(&mut c).unwrap();
-        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {BY_HASH}")).unwrap();
-        let plan: Vec<String> = st
-            .query_map([rusqlite::types::Null], |r| r.get(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let c = upgraded();
+        let plan = query_plan(&c, BY_HASH);
         assert!(
-            plan[0].contains("COVERING INDEX api_keys_verify"),
-            "{plan:?}"
+            plan.starts_with("SEARCH k USING COVERING INDEX api_keys_verify"),
+            "{plan}"
         );
         let (row, owner) = by_hash(&c, &[2]).unwrap().unwrap();
         assert_eq!(
@@ -347,21 +340,16 @@ mod tests {
 
     #[test]
     fn last_uses_only_move_forward_and_skip_deleted_keys() {
-        let mut c = at_version_7();
-        crate::store::migrations().to_latest(&mut c).unwrap();
+        let c = upgraded();
         touch_last_used(&c, &[(1, 900), (2, 2000), (99, 3000)]).unwrap();
         assert_eq!(get(&c, 1).unwrap().unwrap().last_used_at, Some(1000));
         assert_eq!(get(&c, 2).unwrap().unwrap().last_used_at, Some(2000));
         touch_last_used(&c, &[(1, 1500)]).unwrap();
         assert_eq!(get(&c, 1).unwrap().unwrap().last_used_at, Some(1500));
-        let rows: i64 = c
-            .query_row("SELECT count(*) FROM api_key_usage", [], |r| r.get(0))
-            .unwrap();
+        let rows = count(&c, "SELECT count(*) FROM api_key_usage");
         assert_eq!(rows, 2, "no row for the key that does not exist");
         c.execute("DELETE FROM api_keys WHERE id = 1", []).unwrap();
-        let rows: i64 = c
-            .query_row("SELECT count(*) FROM api_key_usage", [], |r| r.get(0))
-            .unwrap();
+        let rows = count(&c, "SELECT count(*) FROM api_key_usage");
         assert_eq!(rows, 1, "a deleted key's use goes with it");
     }
 }

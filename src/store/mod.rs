@@ -297,6 +297,25 @@ impl Db {
     }
 }
 
+/// SQLite's query plan for `sql` (parameters bound to NULL), its steps joined by `; `.
+#[cfg(test)]
+pub(crate) fn query_plan(c: &Connection, sql: &str) -> String {
+    let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let nulls = vec![rusqlite::types::Null; st.parameter_count()];
+    let rows = st
+        .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+        .unwrap();
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap()
+        .join("; ")
+}
+
+/// The single integer `sql` answers (a `count(*)`).
+#[cfg(test)]
+pub(crate) fn count(c: &Connection, sql: &str) -> i64 {
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
 /// Seconds since the Unix epoch (from `SystemTime`: chrono's `Utc::now` costs three times the
 /// instructions, once or more on every verify).
 pub fn now() -> i64 {

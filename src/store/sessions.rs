@@ -259,22 +259,12 @@ pub fn set_tenant(c: &Connection, id: i64, tenant_id: &str) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{count, query_plan as plan};
 
     fn migrated() -> Connection {
         let mut c = Connection::open_in_memory().unwrap();
         crate::store::migrations().to_latest(&mut c).unwrap();
         c
-    }
-
-    fn plan(c: &Connection, sql: &str) -> String {
-        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let nulls = vec![rusqlite::types::Null; st.parameter_count()];
-        let rows = st
-            .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
-            .unwrap();
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .unwrap()
-            .join("; ")
     }
 
     #[test]
@@ -301,13 +291,10 @@ mod tests {
         );
         assert!(by_id.contains("INTEGER PRIMARY KEY"), "{by_id}");
         // No index on token_hash beside the partial one.
-        let unique: i64 = c
-            .query_row(
-                "SELECT count(*) FROM pragma_index_list('sessions') WHERE \"unique\" = 1",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let unique = count(
+            &c,
+            "SELECT count(*) FROM pragma_index_list('sessions') WHERE \"unique\" = 1",
+        );
         assert_eq!(unique, 0);
     }
 
