@@ -482,10 +482,10 @@ pub async fn verify_with(
         .read(move |c| store::api_keys::by_hash(c, &hash))
         .await
         .map_err(Rejection::Failed)?;
-    let Some((row, owner)) = found else {
+    let Some(row) = found else {
         return Err(Rejection::Unknown);
     };
-    if row.revoked_at.is_some() || owner.disabled {
+    if row.revoked_at.is_some() || row.owner.disabled {
         return Err(Rejection::Revoked);
     }
     if row.expires_at.is_some_and(|e| e <= now) {
@@ -502,8 +502,8 @@ pub async fn verify_with(
             KeyMode::Live
         },
         scopes: row.scopes,
-        is_admin: owner.is_admin,
-        permissions: owner.permissions,
+        is_admin: row.owner.is_admin,
+        permissions: row.owner.permissions,
         expires_at: row.expires_at,
         plan: row.plan,
         rate: Default::default(),

@@ -1,8 +1,8 @@
 //! SQL for the `api_keys` table.
 //!
 //! A key is stored only as its keyed hash (`key_hash`); `prefix` and `last4` exist to show the
-//! masked form. Look-ups on the hot path go by hash through the unique index and join the owner,
-//! so one read answers "who is this, are they still allowed". A key's last use lives in the
+//! masked form. The hot path's look-up goes by hash through the covering index `api_keys_verify`
+//! and joins the owner, so one read answers "who is this, are they still allowed". A key's last use lives in the
 //! narrow `api_key_usage` table (migration 0008), so the batched last-used writes rewrite small
 //! rows, not whole keys.
 
@@ -148,34 +148,65 @@ pub fn insert(c: &Connection, new: &NewRow<'_>, now: i64) -> Result<i64> {
     }
 }
 
-/// The verification look-up. It reads the key from the covering index `api_keys_verify`
-/// (migration 0009; `INDEXED BY`, since without statistics SQLite picks the plain unique index
-/// on `key_hash` and then reads the table too): one b-tree fewer per cache miss, +11 %.
-const BY_HASH: &str = concat!(
-    "SELECT ",
-    columns!(),
-    ", NULL, u.is_admin, u.permissions, u.disabled
-     FROM api_keys k INDEXED BY api_keys_verify JOIN users u ON u.id = k.user_id
-     WHERE k.key_hash = ?1"
-);
+/// What a verification reads of a key and its owner: [`by_hash`]'s answer.
+#[derive(Clone, Debug)]
+pub struct KeyToVerify {
+    /// Numeric id.
+    pub id: i64,
+    /// Owner.
+    pub user_id: i64,
+    /// Owner's user name.
+    pub username: String,
+    /// Tenant the key acts in.
+    pub tenant_id: String,
+    /// `live` or `test`.
+    pub mode: String,
+    /// Rate-limit plan name.
+    pub plan: String,
+    /// Scopes (empty: the owner's full rights).
+    pub scopes: Vec<String>,
+    /// Expiry (Unix seconds), if any.
+    pub expires_at: Option<i64>,
+    /// Revocation time (Unix seconds), if revoked.
+    pub revoked_at: Option<i64>,
+    /// The owner's rights and state.
+    pub owner: Owner,
+}
 
-/// A key and its owner, by keyed hash (the verification look-up). Its `last_used_at` is not
-/// read (`None`): the cache keeps recent uses in memory, and the extra look-up in
-/// `api_key_usage` cost every cache miss 9 %.
-pub fn by_hash(c: &Connection, hash: &[u8]) -> Result<Option<(ApiKeyRow, Owner)>> {
+/// The verification look-up. It reads the key from the covering index `api_keys_verify`
+/// (`INDEXED BY`: without statistics SQLite picks the plain unique index on `key_hash`, then
+/// reads the table too). The index holds exactly these columns (migration 0010): one b-tree of
+/// three levels per cache miss. Its last use is not read: the cache keeps recent uses in memory,
+/// and the extra look-up in `api_key_usage` cost every cache miss 9 %.
+const BY_HASH: &str = "SELECT k.id, k.user_id, u.username, k.tenant_id, k.mode, k.plan, k.scopes,
+       k.expires_at, k.revoked_at, u.is_admin, u.permissions, u.disabled
+     FROM api_keys k INDEXED BY api_keys_verify JOIN users u ON u.id = k.user_id
+     WHERE k.key_hash = ?1";
+
+/// A key and its owner, by keyed hash (the verification look-up).
+pub fn by_hash(c: &Connection, hash: &[u8]) -> Result<Option<KeyToVerify>> {
     // A static text: the look-up of every cache miss neither formats it nor allocates.
     let mut st = c.prepare_cached(BY_HASH)?;
     Ok(st
         .query_row([hash], |r| {
-            let perms: String = r.get(15)?;
-            Ok((
-                from_row(r)?,
-                Owner {
-                    is_admin: r.get(14)?,
+            let scopes: String = r.get(6)?;
+            let perms: String = r.get(10)?;
+            Ok(KeyToVerify {
+                id: r.get(0)?,
+                user_id: r.get(1)?,
+                username: r.get(2)?,
+                tenant_id: r.get(3)?,
+                mode: r.get(4)?,
+                plan: r.get(5)?,
+                scopes: serde_json::from_str(&scopes).unwrap_or_default(),
+                expires_at: r.get(7)?,
+                revoked_at: r.get(8)?,
+                owner: Owner {
+                    is_admin: r.get(9)?,
                     permissions: serde_json::from_str(&perms).unwrap_or_default(),
-                    disabled: r.get(16)?,
+                    disabled: r.get(11)?,
                 },
-            ))
+            })
         })
         .optional()?)
 }
@@ -304,12 +335,7 @@ mod tests {
         let c = upgraded();
         assert_eq!(get(&c, 1).unwrap().unwrap().last_used_at, Some(1000));
         assert_eq!(get(&c, 2).unwrap().unwrap().last_used_at, None);
-        let (row, _) = by_hash(&c, &[1]).unwrap().unwrap();
-        assert_eq!(
-            (row.id, row.last_used_at),
-            (1, None),
-            "not read on the hot path"
-        );
+        assert_eq!(by_hash(&c, &[1]).unwrap().unwrap().id, 1);
         let listed: Vec<_> = list(&c, Some(7), None, true, 10)
             .unwrap()
             .into_iter()
@@ -331,11 +357,26 @@ mod tests {
             plan.starts_with("SEARCH k USING COVERING INDEX api_keys_verify"),
             "{plan}"
         );
-        let (row, owner) = by_hash(&c, &[2]).unwrap().unwrap();
-        assert_eq!(
-            (row.id, row.name.as_str(), owner.disabled),
-            (2, "unused", false)
+        // Only the columns the look-up reads (migration 0010): no name, prefix, last4 or
+        // creation time to widen the index's inner pages.
+        let indexed = count(
+            &c,
+            "SELECT count(*) FROM pragma_index_info('api_keys_verify')",
         );
+        assert_eq!(indexed, 9);
+        let row = by_hash(&c, &[2]).unwrap().unwrap();
+        assert_eq!(
+            (
+                row.id,
+                row.user_id,
+                row.username.as_str(),
+                row.tenant_id.as_str()
+            ),
+            (2, 7, "ana", "ten_1")
+        );
+        assert_eq!((row.mode.as_str(), row.plan.as_str()), ("live", "free"));
+        assert!(row.scopes.is_empty() && row.expires_at.is_none() && row.revoked_at.is_none());
+        assert!(!row.owner.disabled && !row.owner.is_admin);
     }
 
     #[test]

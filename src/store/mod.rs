@@ -56,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0007_users_updated_index.sql"),
     include_str!("../../migrations/0008_api_key_usage.sql"),
     include_str!("../../migrations/0009_api_keys_verify_index.sql"),
+    include_str!("../../migrations/0010_api_keys_verify_narrow.sql"),
 ];
 
 /// How many migrations the binary carries (the schema version of an up-to-date file).
