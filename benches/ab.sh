@@ -6,7 +6,10 @@
 #   ceilings (default $BIN/examples/bench_baseline); EXTRA_A / EXTRA_B extra environment for
 #   server A / B, e.g. EXTRA_B="GATEHOUSE_KEYS__CACHE_TTL_SECS=600"; R rounds (3); D seconds a
 #   run (10); MODE verify|forward; DIST uniform|skewed; CACHE keys.cache_capacity (200000; 0 for
-#   the miss path). Needs the release build of benches/verify_load.sh.
+#   the miss path); SEED_B a bench_seed binary that seeds B's database on its own (default: B
+#   gets a copy of A's; an older build cannot open a newer schema, and a newer build migrating
+#   an older file rebuilds its indexes densely, which a fresh seed does not).
+#   Needs the release build of benches/verify_load.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release}
@@ -20,6 +23,12 @@ export GATEHOUSE_LOG__LEVEL=warn GATEHOUSE_CLEANUP__SCHEDULE=""
 export GH_KEYS=$W/keys.txt GH_INVALID=$W/invalid.txt
 GATEHOUSE_DATA_DIR=$W/data "$BIN/examples/bench_seed" 100000 "$W" >/dev/null
 cp -r "$W/data" "$W/data-a"; mv "$W/data" "$W/data-b"
+KB=$GH_KEYS; IB=$GH_INVALID
+if [ -n "${SEED_B:-}" ]; then
+  rm -rf "$W/data-b"; mkdir -p "$W/b"
+  GATEHOUSE_DATA_DIR=$W/data-b "$SEED_B" 100000 "$W/b" >/dev/null
+  KB=$W/b/keys.txt; IB=$W/b/invalid.txt
+fi
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; exit 1; }
 taskset -c 0 "$BLA" 127.0.0.1:19500 & PIDS+=($!)
 taskset -c 0 "$BLB" 127.0.0.1:19503 & PIDS+=($!)
@@ -36,12 +45,13 @@ done
 wait_port 19500; wait_port 19503
 rps() { taskset -c 1 wrk -t1 -c64 -d"${D}s" "$@" | awk '/Requests\/sec/{print int($2)}'; }
 M=${MODE:-verify}
-for p in 19501 19502; do GH_MODE=$M rps -s benches/verify.lua "http://127.0.0.1:$p" >/dev/null; done
+GH_MODE=$M rps -s benches/verify.lua http://127.0.0.1:19501 >/dev/null
+GH_KEYS=$KB GH_INVALID=$IB GH_MODE=$M rps -s benches/verify.lua http://127.0.0.1:19502 >/dev/null
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a/b}'; }
 for r in $(seq "$R"); do
   ba=$(rps http://127.0.0.1:19500/)
   a=$(GH_MODE=$M GH_DIST=${DIST:-uniform} rps -s benches/verify.lua http://127.0.0.1:19501)
   bb=$(rps http://127.0.0.1:19503/)
-  b=$(GH_MODE=$M GH_DIST=${DIST:-uniform} rps -s benches/verify.lua http://127.0.0.1:19502)
+  b=$(GH_KEYS=$KB GH_INVALID=$IB GH_MODE=$M GH_DIST=${DIST:-uniform} rps -s benches/verify.lua http://127.0.0.1:19502)
   echo "round $r A: ceiling $ba gatehouse $a ($(ratio "$a" "$ba"))  B: ceiling $bb gatehouse $b ($(ratio "$b" "$bb"))"
 done
