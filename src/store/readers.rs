@@ -4,11 +4,10 @@
 //! A read is boxed, queued, and run by whichever reader thread is free; its result comes back
 //! through a oneshot channel the caller awaits, so no actix worker ever runs SQLite. Results go
 //! by way of the asking thread's mailbox ([`Mailbox`]), so a burst of answers wakes that thread
-//! once, not once per read. A reader
-//! that finishes looks for more work before it sleeps (crossbeam's receive spins briefly,
-//! yielding the CPU), so under load a thread runs read after read and a burst of reads costs a
-//! few thread wake-ups rather than a wake-up (and a pool-lock hand-off) per read, as
-//! `spawn_blocking` plus a connection pool did. A condition-variable queue that sleeps at once
+//! once, not once per read. A reader that finishes looks for more work before it sleeps
+//! (crossbeam's receive spins briefly, yielding the CPU), so under load a thread runs read after
+//! read and a burst of reads costs a few thread wake-ups rather than a wake-up (and a pool-lock
+//! hand-off) per read, as `spawn_blocking` plus a connection pool did. A condition-variable queue that sleeps at once
 //! was measured too: it cost a wake-up per read again (25.9 against 17.5 µs of server CPU per
 //! verify that misses the key cache; `BENCHMARKS.md`, section 4). A full queue answers 503 at
 //! once instead of growing without bound. Reads that queued while a thread was busy run in one
@@ -35,16 +34,37 @@ struct Job {
 /// Hands a result to its waiting caller; run on the caller's thread where one is waiting.
 type Delivery = Box<dyn FnOnce() + Send>;
 
+impl Job {
+    /// Runs `f`; `send` then hands its result to the caller.
+    fn new<T, F, S>(f: F, send: S, mailbox: Option<Arc<Mailbox>>) -> Job
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        S: FnOnce(Result<T>) + Send + 'static,
+    {
+        let read = move |c: &Connection| -> Delivery {
+            let r = f(c);
+            Box::new(move || send(r))
+        };
+        Job {
+            read: Box::new(read),
+            mailbox,
+        }
+    }
+}
+
 /// Results waiting to be handed over on one asking thread, and the wakers of that thread's
 /// waiting reads. A reader thread puts each result in the mailbox and wakes one waiting read
 /// unless one is already woken and has not yet taken the mailbox's contents; that read hands
 /// every result over on its own thread, where waking the other waiting tasks is a local queue
 /// push. Waking each caller from the reader thread instead cost an `eventfd` write per read
 /// (the worker's runtime is woken from another thread): 0.92 writes per cache-miss verify
-/// before, 0.02 after, and +3.6 % throughput.
+/// before, 0.02 after, +2.3 % cache-miss verify throughput (`BENCHMARKS.md`, section 4).
 #[derive(Default)]
 struct Mailbox {
     inner: parking_lot::Mutex<MailboxInner>,
+    /// Names each waiting read of this thread.
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -53,7 +73,6 @@ struct MailboxInner {
     waiting: Vec<(u64, Waker)>,
     /// A waiting read was woken for `done` and has not handed it over yet.
     woken: bool,
-    next_id: u64,
 }
 
 impl Mailbox {
@@ -219,20 +238,13 @@ impl Readers {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mailbox = MAILBOX.with(Arc::clone);
-        let id = {
-            let mut inner = mailbox.inner.lock();
-            inner.next_id += 1;
-            inner.next_id
+        let id = mailbox
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let send = move |r| {
+            let _ = tx.send(r);
         };
-        let job = Job {
-            read: Box::new(move |c| {
-                let r = f(c);
-                Box::new(move || {
-                    let _ = tx.send(r);
-                })
-            }),
-            mailbox: Some(mailbox.clone()),
-        };
+        let job = Job::new(f, send, Some(mailbox.clone()));
         self.jobs.try_send(job).map_err(|e| {
             Error::from_queue(e, "The database is busy, retry shortly", "read pool")
         })?;
@@ -246,15 +258,10 @@ impl Readers {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let job = Job {
-            read: Box::new(move |c| {
-                let r = f(c);
-                Box::new(move || {
-                    let _ = tx.send(r);
-                })
-            }),
-            mailbox: None,
+        let send = move |r| {
+            let _ = tx.send(r);
         };
+        let job = Job::new(f, send, None);
         self.jobs
             .send(job)
             .map_err(|_| Error::internal("the read pool has stopped"))?;
