@@ -175,9 +175,9 @@ pub struct KeyToVerify {
 
 /// The verification look-up. It reads the key from the covering index `api_keys_verify`
 /// (`INDEXED BY`: without statistics SQLite picks the plain unique index on `key_hash`, then
-/// reads the table too). The index holds exactly these columns (migration 0010): one b-tree of
-/// three levels per cache miss. Its last use is not read: the cache keeps recent uses in memory,
-/// and the extra look-up in `api_key_usage` cost every cache miss 9 %.
+/// reads the table too). The index holds exactly these columns (migration 0010), so a cache
+/// miss walks one b-tree, of small entries. Its last use is not read: the cache keeps recent
+/// uses in memory, and the extra look-up in `api_key_usage` cost every cache miss 9 %.
 const BY_HASH: &str = "SELECT k.id, k.user_id, u.username, k.tenant_id, k.mode, k.plan, k.scopes,
        k.expires_at, k.revoked_at, u.is_admin, u.permissions, u.disabled
      FROM api_keys k INDEXED BY api_keys_verify JOIN users u ON u.id = k.user_id
