@@ -94,10 +94,14 @@ impl Mailbox {
         }
     }
 
-    /// Runs the deliveries that arrived for this thread.
-    fn hand_over(&self) {
+    /// Runs the deliveries that arrived for this thread; `leaving` (a read that is done
+    /// waiting) gives up its place among the wakers in the same turn of the lock.
+    fn hand_over(&self, leaving: Option<u64>) {
         let done = {
             let mut inner = self.inner.lock();
+            if let Some(id) = leaving {
+                inner.waiting.retain(|(w, _)| *w != id);
+            }
             inner.woken = false;
             std::mem::take(&mut inner.done)
         };
@@ -124,10 +128,9 @@ impl<T> std::future::Future for Waiting<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         loop {
-            self.mailbox.hand_over();
+            self.mailbox.hand_over(None);
             if let Poll::Ready(r) = Pin::new(&mut self.rx).poll(cx) {
-                let id = self.id;
-                self.mailbox.inner.lock().waiting.retain(|(w, _)| *w != id);
+                // Its waker leaves the mailbox when it is dropped, right after this answer.
                 return Poll::Ready(r.map_err(|_| Error::internal("a database read failed"))?);
             }
             let mut inner = self.mailbox.inner.lock();
@@ -145,10 +148,8 @@ impl<T> std::future::Future for Waiting<T> {
 
 impl<T> Drop for Waiting<T> {
     fn drop(&mut self) {
-        let id = self.id;
-        self.mailbox.inner.lock().waiting.retain(|(w, _)| *w != id);
         // Results this read's waker was woken for go to their callers still.
-        self.mailbox.hand_over();
+        self.mailbox.hand_over(Some(self.id));
     }
 }
 
