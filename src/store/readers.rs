@@ -282,21 +282,24 @@ impl std::fmt::Debug for Readers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::thread::JoinHandle;
     use std::time::Duration;
 
-    #[test]
-    fn queued_reads_share_a_transaction_and_each_gets_its_own_answer() {
+    /// A WAL database with table `t (k, v)` filled by `rows` (SQL), its writer connection, and
+    /// one reader thread over it.
+    fn one_reader(rows: &str) -> (tempfile::TempDir, Connection, Readers) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let w = Connection::open(&path).unwrap();
-        w.execute_batch(
-            "PRAGMA journal_mode=WAL; CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER);
-             INSERT INTO t VALUES (1, 10), (2, 20), (3, 30);",
-        )
-        .unwrap();
-        let p = path.clone();
-        let readers = Readers::start(1, move || Ok(Connection::open(&p)?)).unwrap();
-        // Hold the only reader so that the reads below queue up behind it.
+        let schema = "PRAGMA journal_mode=WAL; CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER);";
+        w.execute_batch(&format!("{schema} {rows}")).unwrap();
+        let readers = Readers::start(1, move || Ok(Connection::open(&path)?)).unwrap();
+        (dir, w, readers)
+    }
+
+    /// Holds the only reader thread until the returned sender is sent to. Returns once the
+    /// holding read runs: its batch is formed, so every read queued afterwards waits behind it.
+    fn hold(readers: &Readers) -> (crossbeam_channel::Sender<()>, JoinHandle<Result<()>>) {
         let (hold_tx, hold_rx) = crossbeam_channel::bounded::<()>(0);
         let (started_tx, started_rx) = crossbeam_channel::bounded::<()>(1);
         let blocker = readers.clone();
@@ -307,8 +310,15 @@ mod tests {
                 Ok(())
             })
         });
-        // Running: its batch is formed, so everything queued from here on waits.
         started_rx.recv().unwrap();
+        (hold_tx, held)
+    }
+
+    #[test]
+    fn queued_reads_share_a_transaction_and_each_gets_its_own_answer() {
+        let (_dir, w, readers) = one_reader("INSERT INTO t VALUES (1, 10), (2, 20), (3, 30);");
+        // Hold the only reader so that the reads below queue up behind it.
+        let (hold_tx, held) = hold(&readers);
         let mut waiting = Vec::new();
         for k in [1_i64, 2, 3, 4] {
             let r = readers.clone();
@@ -349,17 +359,10 @@ mod tests {
 
     #[test]
     fn async_reads_are_handed_over_even_when_the_woken_waiter_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let w = Connection::open(&path).unwrap();
-        w.execute_batch(
-            "PRAGMA journal_mode=WAL; CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER);
-             WITH RECURSIVE n(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM n WHERE k < 19)
+        let (_dir, _w, readers) = one_reader(
+            "WITH RECURSIVE n(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM n WHERE k < 19)
              INSERT INTO t SELECT k, k * 10 FROM n;",
-        )
-        .unwrap();
-        let p = path.clone();
-        let readers = Readers::start(1, move || Ok(Connection::open(&p)?)).unwrap();
+        );
         let read = |k: i64| {
             let r = readers.clone();
             async move {
@@ -370,17 +373,7 @@ mod tests {
             }
         };
         // Hold the only reader so that every read below is answered in one batch.
-        let (hold_tx, hold_rx) = crossbeam_channel::bounded::<()>(0);
-        let (started_tx, started_rx) = crossbeam_channel::bounded::<()>(1);
-        let blocker = readers.clone();
-        let held = std::thread::spawn(move || {
-            blocker.run_blocking(move |_| {
-                let _ = started_tx.send(());
-                let _ = hold_rx.recv();
-                Ok(())
-            })
-        });
-        started_rx.recv().unwrap();
+        let (hold_tx, held) = hold(&readers);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
