@@ -29,7 +29,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use dashmap::DashMap;
 use governor::clock::{Clock, DefaultClock};
@@ -169,10 +169,9 @@ impl Drop for ConcurrencyGuard {
     }
 }
 
+/// [`crate::store::now`] as the unsigned seconds the limiter's arithmetic uses.
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    u64::try_from(crate::store::now()).unwrap_or(0)
 }
 
 fn plan_limiter(plan: &Plan) -> PlanLimiter {
