@@ -6,9 +6,8 @@
 #   ceilings (default $BIN/examples/bench_baseline); EXTRA_A / EXTRA_B extra environment for
 #   server A / B, e.g. EXTRA_B="GATEHOUSE_KEYS__CACHE_TTL_SECS=600"; R rounds (3); D seconds a
 #   run (10); MODE verify|forward; DIST uniform|skewed; CACHE keys.cache_capacity (200000; 0 for
-#   the miss path); SEED_B a bench_seed binary that seeds B's database on its own (default: B
-#   gets a copy of A's; an older build cannot open a newer schema, and a newer build migrating
-#   an older file rebuilds its indexes densely, which a fresh seed does not).
+#   the miss path); SEED_B a bench_seed binary that seeds B's database on its own (see
+#   benches/ab_common.sh).
 #   Needs the release build of benches/verify_load.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,28 +19,12 @@ W=$(mktemp -d /tmp/gh-ab.XXXXXX)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"' EXIT
 export GATEHOUSE_LOG__LEVEL=warn GATEHOUSE_CLEANUP__SCHEDULE=""
-export GH_KEYS=$W/keys.txt GH_INVALID=$W/invalid.txt
-GATEHOUSE_DATA_DIR=$W/data "$BIN/examples/bench_seed" 100000 "$W" >/dev/null
-cp -r "$W/data" "$W/data-a"; mv "$W/data" "$W/data-b"
-KB=$GH_KEYS; IB=$GH_INVALID
-if [ -n "${SEED_B:-}" ]; then
-  rm -rf "$W/data-b"; mkdir -p "$W/b"
-  GATEHOUSE_DATA_DIR=$W/data-b "$SEED_B" 100000 "$W/b" >/dev/null
-  KB=$W/b/keys.txt; IB=$W/b/invalid.txt
-fi
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; exit 1; }
+# shellcheck source=benches/ab_common.sh
+. benches/ab_common.sh
+seed_pair 100000
 taskset -c 0 "$BLA" 127.0.0.1:19500 & PIDS+=($!)
 taskset -c 0 "$BLB" 127.0.0.1:19503 & PIDS+=($!)
-for v in a b; do
-  if [ $v = a ]; then port=19501 bin=$GHA extra=${EXTRA_A:-}; else port=19502 bin=$GHB extra=${EXTRA_B:-}; fi
-  # shellcheck disable=SC2086 # EXTRA_* are lists of VAR=value words
-  env $extra GATEHOUSE_DATA_DIR="$W/data-$v" GATEHOUSE_BIND=127.0.0.1:$port GATEHOUSE_WORKERS=1 \
-    GATEHOUSE_PLANS__FREE__REQUESTS_PER_HOUR=4000000000 \
-    GATEHOUSE_KEYS__INVALID_ATTEMPTS_PER_MINUTE=4000000000 \
-    GATEHOUSE_KEYS__CACHE_CAPACITY="${CACHE:-200000}" \
-    taskset -c 0 "$bin" serve > "$W/$v.log" 2>&1 & PIDS+=($!)
-  wait_port $port
-done
+start_pair 19501 19502
 wait_port 19500; wait_port 19503
 rps() { taskset -c 1 wrk -t1 -c64 -d"${D}s" "$@" | awk '/Requests\/sec/{print int($2)}'; }
 M=${MODE:-verify}

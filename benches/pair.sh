@@ -10,8 +10,7 @@
 # the release build of benches/verify_load.sh.
 # Env: GHA, GHB the two gatehouse binaries (default $BIN/gatehouse); EXTRA_A / EXTRA_B extra
 #   environment for server A / B; SEED_B a bench_seed binary to seed B's database on its own
-#   (default: B gets a copy of A's, seeded by $BIN/examples/bench_seed; an older build cannot
-#   open a newer schema); R rounds (5); D seconds a round (8); WARM seconds of load first (10);
+#   (see benches/ab_common.sh); R rounds (5); D seconds a round (8); WARM seconds of load first (10);
 #   N keys (100000); MODE verify|forward; DIST uniform|skewed; CACHE keys.cache_capacity
 #   (200000; 0 for the miss path).
 set -euo pipefail
@@ -25,30 +24,19 @@ W=$(mktemp -d /tmp/gh-pair.XXXXXX)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"' EXIT
 export GATEHOUSE_LOG__LEVEL=warn GATEHOUSE_CLEANUP__SCHEDULE=""
-export GH_KEYS=$W/keys.txt GH_INVALID=$W/invalid.txt
-GATEHOUSE_DATA_DIR=$W/data "$BIN/examples/bench_seed" "$N" "$W" >/dev/null
-cp -r "$W/data" "$W/data-a"; mv "$W/data" "$W/data-b"
-KB=$GH_KEYS; IB=$GH_INVALID
-if [ -n "${SEED_B:-}" ]; then
-  rm -rf "$W/data-b"; mkdir -p "$W/b"
-  GATEHOUSE_DATA_DIR=$W/data-b "$SEED_B" "$N" "$W/b" >/dev/null
-  KB=$W/b/keys.txt; IB=$W/b/invalid.txt
-fi
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; exit 1; }
-for v in a b; do
-  mkdir -p "$CG/gh-pair-$v"
-  echo 1024 > "$CG/gh-pair-$v/cpu.shares"
-  if [ $v = a ]; then port=19701 bin=$GHA extra=${EXTRA_A:-}; else port=19702 bin=$GHB extra=${EXTRA_B:-}; fi
-  # The shell joins the cgroup, then becomes the server.
-  # shellcheck disable=SC2086 # EXTRA_* are lists of VAR=value words
-  sh -c 'echo $$ > "$0/cgroup.procs"; exec "$@"' "$CG/gh-pair-$v" \
-    env $extra GATEHOUSE_DATA_DIR="$W/data-$v" GATEHOUSE_BIND=127.0.0.1:$port GATEHOUSE_WORKERS=1 \
-    GATEHOUSE_PLANS__FREE__REQUESTS_PER_HOUR=4000000000 \
-    GATEHOUSE_KEYS__INVALID_ATTEMPTS_PER_MINUTE=4000000000 \
-    GATEHOUSE_KEYS__CACHE_CAPACITY="${CACHE:-200000}" \
-    taskset -c 0 "$bin" serve > "$W/$v.log" 2>&1 & PIDS+=($!)
-  wait_port $port
-done
+# shellcheck source=benches/ab_common.sh
+. benches/ab_common.sh
+seed_pair "$N"
+# Each server in a cpu cgroup of its own with equal shares: the shell joins it, then becomes
+# the server.
+launch_in() {
+  mkdir -p "$CG/gh-pair-$1"
+  echo 1024 > "$CG/gh-pair-$1/cpu.shares"
+  local cg=$CG/gh-pair-$1
+  shift
+  exec sh -c 'echo $$ > "$0/cgroup.procs"; exec "$@"' "$cg" "$@"
+}
+start_pair 19701 19702
 # run SECONDS: both loads at once; prints "a b" (req/s).
 run() {
   GH_MODE=$M GH_DIST=${DIST:-uniform} taskset -c 1 wrk -t1 -c64 -d"$1s" -s benches/verify.lua \
