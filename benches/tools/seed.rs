@@ -2,7 +2,9 @@
 //! through the store layer, the keys written to `<out>/keys.txt` and N/100 well-formed but
 //! unknown keys to `<out>/invalid.txt` for the wrk script.
 //!
-//! Usage: `GATEHOUSE_DATA_DIR=/tmp/gh-bench/data bench_seed 100000 /tmp/gh-bench`.
+//! Usage: `GATEHOUSE_DATA_DIR=/tmp/gh-bench/data bench_seed 100000 /tmp/gh-bench`. With
+//! `GH_ANALYZE=1` it ends with `ANALYZE`, which this build's SQLite runs with stat4 samples
+//! (what an operator's `PRAGMA optimize` may leave behind).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::io::Write;
@@ -70,6 +72,12 @@ async fn main() {
         })
         .await
         .expect("insert");
+    if std::env::var_os("GH_ANALYZE").is_some() {
+        ctx.db
+            .write(|tx| Ok(tx.execute_batch("ANALYZE")?))
+            .await
+            .expect("analyze");
+    }
     let mut f = std::fs::File::create(out.join("keys.txt")).unwrap();
     for k in &keys {
         writeln!(f, "{k}").unwrap();

@@ -379,6 +379,54 @@ mod tests {
         assert!(!row.owner.disabled && !row.owner.is_admin);
     }
 
+    /// `ANALYZE` by this build's SQLite leaves stat4 samples of the verification index; with
+    /// them, and without the planner's stability guarantee that every server connection sets,
+    /// SQLite re-prepares the look-up each time the hash bound to it changes.
+    #[test]
+    fn the_look_up_is_not_prepared_again_after_analyze() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let cfg = crate::config::DatabaseSettings::default();
+        drop(crate::store::Db::open(&path, &cfg).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "INSERT INTO tenants (id, name, slug, created_at) VALUES ('ten_1', 'T', 't', 1);
+             INSERT INTO users (id, username, created_at, updated_at) VALUES (7, 'ana', 1, 1);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO api_keys (id, key_hash, prefix, last4, user_id, tenant_id, mode, plan,
+                                   name, created_at)
+             SELECT i, randomblob(32), 'sk_live_', 'aaaa', 7, 'ten_1', 'live', 'free', 'k', 1
+             FROM n;
+             ANALYZE;",
+        )
+        .unwrap();
+        let samples = count(
+            &c,
+            "SELECT count(*) FROM sqlite_stat4 WHERE idx = 'api_keys_verify'",
+        );
+        assert!(samples > 0, "this SQLite keeps stat4 samples");
+        let hashes: Vec<Vec<u8>> = c
+            .prepare("SELECT key_hash FROM api_keys WHERE id <= 5")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        drop(c);
+        let db = crate::store::Db::open(&path, &cfg).unwrap();
+        let (found, prepared_again) = db
+            .read_blocking(move |c| {
+                let mut found = 0;
+                for h in &hashes {
+                    found += usize::from(by_hash(c, h)?.is_some());
+                }
+                let st = c.prepare_cached(BY_HASH)?;
+                Ok((found, st.get_status(rusqlite::StatementStatus::RePrepare)))
+            })
+            .unwrap();
+        assert_eq!((found, prepared_again), (5, 0));
+    }
+
     #[test]
     fn last_uses_only_move_forward_and_skip_deleted_keys() {
         let c = upgraded();

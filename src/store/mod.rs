@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 
@@ -130,6 +131,12 @@ fn apply_pragmas(
 ) -> rusqlite::Result<()> {
     let sync = sync_name(sync);
     conn.busy_timeout(Duration::from_millis(busy_ms))?;
+    // Plans do not depend on the values bound. This build's SQLite keeps `ANALYZE`'s stat4
+    // samples, and with them present it re-prepares a statement whenever a bound value that
+    // its plan estimated with changes: every key look-up then parsed and planned its query
+    // again, 12 µs instead of 1 µs over 100 000 keys (`BENCHMARKS.md`, section 4). Gatehouse
+    // never runs `ANALYZE`; an operator's `PRAGMA optimize` must not slow it down.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; PRAGMA temp_store = MEMORY; \
          PRAGMA cache_size = -8000;{}",
