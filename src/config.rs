@@ -230,7 +230,8 @@ pub struct KeySettings {
     /// least this long (less a fixed per-key share of up to a quarter, so that keys first used
     /// together do not stay due together) after the last recorded one (0 records every second).
     pub last_used_resolution_secs: u64,
-    /// Verified keys kept in the in-memory verification cache; 0 disables the cache.
+    /// Verified keys kept in the in-memory verification cache; 0 disables the cache. Trimmed to
+    /// 80 % (lapsed entries, then the least recently used) once it is 90 % full.
     pub cache_capacity: usize,
     /// Longest a cache entry is trusted before the database is asked again, in seconds. Changes
     /// made through Gatehouse (this server or the CLI) reach the cache within a second anyway;

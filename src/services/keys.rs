@@ -373,6 +373,51 @@ impl KeyRuntime {
         self.cache.len()
     }
 
+    /// Caches an entry read from SQLite while the cache was at `epoch`, if there is room or the
+    /// key already has an entry: a lapsed entry is renewed in place even in a full cache (left
+    /// there, it would send every later request of the key to SQLite).
+    fn keep(&self, hash: [u8; 32], entry: Cached, epoch: u64) {
+        if self.capacity == 0
+            || (self.cache.len() >= self.capacity && !self.cache.contains_key(&hash))
+        {
+            return;
+        }
+        self.cache.insert(hash, entry);
+        // A revoke that committed while we read would have bumped the epoch: our entry may be
+        // stale, so drop it (the next request reads the database again).
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            self.cache.remove(&hash);
+        }
+    }
+
+    /// Makes room in a cache that is 90 % full: drops the entries no longer trusted, then, if
+    /// it is still over 80 %, the entries of the keys least recently recorded as used (the
+    /// recorded use moves once per `resolution`, so this is least-recently-used to within it),
+    /// down to 80 %. Run by the change poll, once a second; below 90 % it only counts entries.
+    /// Without it a full cache kept its entries for ever, live or lapsed, and every key not
+    /// among them read SQLite on every request.
+    fn trim(&self, now: i64) {
+        let high = self.capacity - self.capacity / 10;
+        if self.capacity == 0 || self.cache.len() < high {
+            return;
+        }
+        self.cache.retain(|_, c| c.trusted_until > now);
+        let low = self.capacity - self.capacity / 5;
+        let len = self.cache.len();
+        if len <= low {
+            return;
+        }
+        let mut seen: Vec<i64> = self
+            .cache
+            .iter()
+            .map(|e| e.last_seen.load(Ordering::Relaxed))
+            .collect();
+        let (_, threshold, _) = seen.select_nth_unstable(len - low);
+        let threshold = *threshold;
+        self.cache
+            .retain(|_, c| c.last_seen.load(Ordering::Relaxed) >= threshold);
+    }
+
     /// Until when a key cached `now` is trusted: `ttl` less a random share of up to half.
     fn trusted_until(&self, now: i64) -> i64 {
         let spread = i64::from(rand::random::<u32>()) % (self.ttl / 2 + 1);
@@ -518,14 +563,7 @@ pub async fn verify_with(
         last_seen: AtomicI64::new(rt.recorded_use(row.id)),
     };
     rt.note_use(&entry, now);
-    if rt.capacity > 0 && rt.cache.len() < rt.capacity {
-        rt.cache.insert(hash, entry);
-        // A revoke that committed while we read would have bumped the epoch: our entry may be
-        // stale, so drop it (the next request reads the database again).
-        if rt.epoch.load(Ordering::SeqCst) != epoch {
-            rt.cache.remove(&hash);
-        }
-    }
+    rt.keep(hash, entry, epoch);
     Ok(identity)
 }
 
@@ -886,11 +924,13 @@ pub const CHANGE_POLL: Duration = Duration::from_secs(1);
 /// Drops the cached keys another process changed: keys revoked and owners changed (disabled,
 /// re-enabled, rights or password changed) since the last pass. Two indexed reads, usually
 /// answering nothing; this process's own changes were dropped when they committed and are
-/// dropped again here, harmlessly.
+/// dropped again here, harmlessly. First it makes room in a nearly full cache
+/// ([`KeyRuntime::trim`]).
 pub async fn poll_changes(ctx: &Ctx) -> Result<()> {
     let rt = &ctx.keys;
     let since = rt.changes_seen_until.load(Ordering::Relaxed);
     let now = store::now();
+    rt.trim(now);
     let (hashes, users) = ctx
         .db
         .read(move |c| {
@@ -991,14 +1031,92 @@ mod tests {
         assert!((1..=1000).all(|id| one.early(id) == 0));
     }
 
+    fn hash_of(key_id: i64) -> [u8; 32] {
+        let mut hash = [0u8; 32];
+        hash[..8].copy_from_slice(&key_id.to_le_bytes());
+        hash
+    }
+
+    fn capped(capacity: usize) -> KeyRuntime {
+        KeyRuntime::new(&crate::config::KeySettings {
+            cache_capacity: capacity,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_full_cache_renews_a_lapsed_entry_in_place_and_takes_no_new_one() {
+        let rt = capped(2);
+        for id in [1, 2] {
+            let mut c = cached(id, 1);
+            c.trusted_until = 100;
+            rt.keep(hash_of(id), c, 0);
+        }
+        assert_eq!(rt.cached(), 2);
+        let mut renewed = cached(1, 1);
+        renewed.trusted_until = 500;
+        rt.keep(hash_of(1), renewed, 0);
+        assert_eq!(rt.cache.get(&hash_of(1)).unwrap().trusted_until, 500);
+        rt.keep(hash_of(3), cached(3, 1), 0);
+        assert!(!rt.cache.contains_key(&hash_of(3)), "full: no new entry");
+        assert_eq!(rt.cached(), 2);
+        // A revoke during the read (the epoch moved) keeps nothing, renewal or not.
+        let mut stale = cached(2, 1);
+        stale.trusted_until = 500;
+        rt.invalidate([]);
+        rt.keep(hash_of(2), stale, 0);
+        assert!(!rt.cache.contains_key(&hash_of(2)));
+        // Off: nothing is kept.
+        let off = capped(0);
+        off.keep(hash_of(1), cached(1, 1), 0);
+        assert_eq!(off.cached(), 0);
+    }
+
+    #[test]
+    fn trim_drops_lapsed_entries_then_the_least_recently_used() {
+        let now = 10_000;
+        // 9 of 10 (the 90 % mark), 5 of them lapsed: the 4 others stay (under 80 %).
+        let rt = capped(10);
+        for id in 1..=9 {
+            let mut c = cached(id, 1);
+            c.trusted_until = if id <= 5 { now } else { now + 1 };
+            rt.cache.insert(hash_of(id), c);
+        }
+        rt.trim(now);
+        let mut left: Vec<i64> = rt.cache.iter().map(|e| e.identity.key_id).collect();
+        left.sort_unstable();
+        assert_eq!(left, [6, 7, 8, 9]);
+        // Full of trusted entries: the 2 least recently used go (down to 80 %).
+        let rt = capped(10);
+        for id in 1..=10 {
+            let c = cached(id, 1);
+            c.last_seen
+                .store(now - 100 + (id * 7) % 10, Ordering::Relaxed);
+            rt.cache.insert(hash_of(id), c);
+        }
+        rt.trim(now);
+        let mut left: Vec<i64> = rt.cache.iter().map(|e| e.identity.key_id).collect();
+        left.sort_unstable();
+        // Last seen (id * 7) % 10 after now - 100: ids 10 (0) and 3 (1) are the oldest.
+        assert_eq!(left, [1, 2, 4, 5, 6, 7, 8, 9]);
+        // Under 90 %: nothing is touched, lapsed or not.
+        let rt = capped(10);
+        for id in 1..=8 {
+            let mut c = cached(id, 1);
+            c.trusted_until = 0;
+            rt.cache.insert(hash_of(id), c);
+        }
+        rt.trim(now);
+        assert_eq!(rt.cached(), 8);
+    }
+
     #[test]
     fn forget_users_drops_exactly_their_keys() {
         let rt = KeyRuntime::new(&crate::config::KeySettings::default());
         // Users 1..=50, two keys each.
         for key_id in 0..100_i64 {
-            let mut hash = [0u8; 32];
-            hash[..8].copy_from_slice(&key_id.to_le_bytes());
-            rt.cache.insert(hash, cached(key_id, key_id / 2 + 1));
+            rt.cache
+                .insert(hash_of(key_id), cached(key_id, key_id / 2 + 1));
         }
         let epoch = rt.epoch.load(Ordering::SeqCst);
         // Unsorted, with a user who has no key.

@@ -443,3 +443,36 @@ async fn verify_reasons_for_jwts() {
         "expired"
     );
 }
+
+/// A full key cache makes room by itself: the change poll (once a second) trims it to 80 % of
+/// `keys.cache_capacity`, so keys first seen later are cached too, and the keys it dropped
+/// still verify (from SQLite).
+#[tokio::test]
+async fn a_full_key_cache_is_trimmed_and_every_key_still_verifies() {
+    let app = spawn_with(|s| s.keys.cache_capacity = 10).await;
+    app.create_user("alice", STRONG_PASSWORD, false).await;
+    let mut keys = Vec::new();
+    for _ in 0..12 {
+        keys.push(new_key(&app, "alice", |_| {}).await);
+    }
+    // Past the change poll that sees alice as a new user (it drops a changed user's keys).
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    for k in &keys {
+        assert_eq!(verify(&app, k).await.status(), 200);
+    }
+    assert!(app.ctx.keys.cached() <= 10, "never above the capacity");
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while app.ctx.keys.cached() != 8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not trimmed to 80 %: {} cached",
+            app.ctx.keys.cached()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for k in &keys {
+        let v: Value = verify(&app, k).await.json().await.unwrap();
+        assert_eq!(v["valid"], true, "{v}");
+    }
+    assert!((8..=10).contains(&app.ctx.keys.cached()));
+}
