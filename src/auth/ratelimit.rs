@@ -299,9 +299,12 @@ impl RateLimits {
         }
     }
 
-    /// Counts an invalid credential from `ip`; `Err(retry_after)` once the address is over budget.
+    /// Counts an invalid credential from `ip` (by [`address_bucket`]); `Err(retry_after)` once
+    /// the address is over budget.
     pub fn invalid_attempt(&self, ip: Option<IpAddr>) -> Result<(), u64> {
-        let Some(ip) = ip else { return Ok(()) };
+        let Some(ip) = ip.map(address_bucket) else {
+            return Ok(());
+        };
         match self.invalid.check_key(&ip) {
             Ok(_) => Ok(()),
             Err(n) => {
@@ -318,7 +321,7 @@ impl RateLimits {
 
     /// Seconds `ip` must still wait if it went over its invalid-credential budget.
     pub fn address_blocked(&self, ip: Option<IpAddr>) -> Option<u64> {
-        let ip = ip?;
+        let ip = address_bucket(ip?);
         let until = *self.blocked.get(&ip)?;
         let now = unix_now();
         if until > now {
@@ -346,6 +349,23 @@ impl RateLimits {
     }
 }
 
+/// What a per-address limit counts an address as: an IPv4 address as it is, an IPv6 address by
+/// its /64 network. A /64 is one subscriber's (or one LAN's) allocation and its hosts pick their
+/// own addresses in it (privacy addresses rotate), so counting single IPv6 addresses would let
+/// one client spread its guesses over 2^64 budgets. An IPv4-mapped IPv6 address
+/// (`::ffff:a.b.c.d`, how a dual-stack listener sees an IPv4 peer) counts as its IPv4 address.
+pub fn address_bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
 /// Runs [`RateLimits::housekeeping`] every minute until the limits are dropped.
 pub fn start_housekeeping(limits: &Arc<RateLimits>) {
     crate::jobs::every(limits, Duration::from_secs(60), |l| async move {
@@ -356,6 +376,17 @@ pub fn start_housekeeping(limits: &Arc<RateLimits>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_network() {
+        let b = |s: &str| address_bucket(s.parse().unwrap()).to_string();
+        assert_eq!(b("203.0.113.7"), "203.0.113.7");
+        assert_eq!(b("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(b("2001:db8:1:2::1"), "2001:db8:1:2::");
+        assert_eq!(b("2001:db8:1:3::1"), "2001:db8:1:3::");
+        assert_eq!(b("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(b("::1"), "::");
+    }
 
     fn limits(rph: u64, concurrent: u32) -> RateLimits {
         let mut s = Settings::default();

@@ -1,7 +1,8 @@
 //! Throttling of failed sign-ins, per account and per client address.
 //!
 //! Three limits, all in memory (a restart clears them):
-//! - **per address**, fixed window: `max_failures_per_address` failures per `window_secs`;
+//! - **per address** (an IPv6 address by its /64: [`address_bucket`]), fixed window:
+//!   `max_failures_per_address` failures per `window_secs`;
 //! - **per account**, fixed window: `max_failures_per_account` failures per `window_secs`;
 //! - **per account, consecutive** (NIST SP 800-63B: no more than 100 consecutive failures):
 //!   the count only resets on a success (or after a day without failures). Once it reaches
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
+use crate::auth::ratelimit::address_bucket;
 use crate::config::LoginSettings;
 use crate::error::{Error, Result};
 
@@ -97,6 +99,7 @@ impl Throttle {
 
     /// Refuses with 429 (and the seconds to wait) if the address or the account is throttled.
     pub fn check(&self, account: &str, ip: Option<IpAddr>) -> Result<()> {
+        let ip = ip.map(address_bucket);
         let now = Instant::now();
         let key = account.to_lowercase();
         let mut wait = ip
@@ -121,6 +124,7 @@ impl Throttle {
     /// counted as a failure at once (and un-counted by [`Throttle::succeeded`]), so a burst of
     /// parallel guesses cannot all pass the check before any of them is counted.
     pub fn begin(&self, account: &str, ip: Option<IpAddr>) -> Result<()> {
+        let ip = ip.map(address_bucket);
         let now = Instant::now();
         let key = account.to_lowercase();
         let fresh = Window {
@@ -176,6 +180,7 @@ impl Throttle {
     /// Counts a failure against the account and the address (for callers that use
     /// [`Throttle::check`] rather than [`Throttle::begin`]).
     pub fn failed(&self, account: &str, ip: Option<IpAddr>) {
+        let ip = ip.map(address_bucket);
         let now = Instant::now();
         let fresh = Window {
             start: now,
@@ -214,6 +219,7 @@ impl Throttle {
     /// A success after [`Throttle::begin`]: clears the account's counters, takes the attempt
     /// back from the address's count, and remembers the address for the account.
     pub fn succeeded(&self, account: &str, ip: Option<IpAddr>) {
+        let ip = ip.map(address_bucket);
         let now = Instant::now();
         let key = account.to_lowercase();
         self.accounts.remove(&key);
@@ -281,6 +287,26 @@ mod tests {
         t.begin("bob", Some(evil)).unwrap();
         // The old two-step API agrees.
         assert!(t.check("alice", Some(evil)).is_err());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_one_address_across_its_64() {
+        let mut c = cfg();
+        c.max_failures_per_address = 2;
+        c.max_failures_per_account = 1_000;
+        let t = Throttle::new(&c);
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        t.begin("a", ip("2001:db8:5:6::1")).unwrap();
+        t.failed("b", ip("2001:db8:5:6:1:2:3:4"));
+        assert!(t.begin("c", ip("2001:db8:5:6::ffff")).is_err());
+        t.begin("c", ip("2001:db8:5:7::1")).unwrap();
+        // The address a user signed in from is remembered by its /64 too.
+        t.succeeded("dora", ip("2001:db8:9:9::1"));
+        for _ in 0..1_000 {
+            let _ = t.begin("dora", ip("2001:db8:6:6::1"));
+        }
+        assert!(t.begin("dora", ip("2001:db8:6:6::2")).is_err());
+        t.begin("dora", ip("2001:db8:9:9:abcd::2")).unwrap();
     }
 
     #[test]

@@ -476,3 +476,55 @@ async fn a_full_key_cache_is_trimmed_and_every_key_still_verifies() {
     }
     assert!((8..=10).contains(&app.ctx.keys.cached()));
 }
+
+/// IPv6 clients are counted by their /64 (a host picks any address in it); IPv4-mapped IPv6
+/// addresses as the IPv4 address.
+#[tokio::test]
+async fn invalid_attempts_count_an_ipv6_client_by_its_64() {
+    let app = spawn_with(|s| {
+        s.keys.invalid_attempts_per_minute = 3;
+        s.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let from = |ip: &'static str| {
+        let app = &app;
+        async move {
+            let unknown = gatehouse::crypto::tokens::new_api_key("sk_live_");
+            app.client
+                .post(app.url("/api/verify"))
+                .header("x-forwarded-for", ip)
+                .json(&json!({ "token": unknown.expose() }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Addresses of one /64 share its budget: 3 a minute, the 4th attempt goes over it (and is
+    // answered), the 5th is refused.
+    for ip in [
+        "2001:db8:7:1::1",
+        "2001:db8:7:1::2",
+        "2001:db8:7:1:ffff::3",
+        "2001:db8:7:1::4",
+    ] {
+        let v: Value = from(ip).await.json().await.unwrap();
+        assert_eq!(v["reason"], "unknown", "{ip}");
+    }
+    let r = from("2001:db8:7:1:a:b:c:d").await;
+    assert!(retry_after(&r) >= 1);
+    assert_eq!(error_message(r, 429).await, "Rate limit exceeded");
+    // The next /64 has a budget of its own.
+    let v: Value = from("2001:db8:7:2::1").await.json().await.unwrap();
+    assert_eq!(v["reason"], "unknown");
+    // An IPv4 client and its IPv4-mapped IPv6 form are one client.
+    for ip in [
+        "192.0.2.9",
+        "::ffff:192.0.2.9",
+        "192.0.2.9",
+        "::ffff:192.0.2.9",
+    ] {
+        let v: Value = from(ip).await.json().await.unwrap();
+        assert_eq!(v["reason"], "unknown", "{ip}");
+    }
+    error_message(from("::ffff:192.0.2.9").await, 429).await;
+}
