@@ -2,7 +2,9 @@
 # Bytes the server writes to storage while serving warm verify at the maximum rate: what the
 # last-used flushes and the checkpoint cost the disk. Seeds N keys, runs wrk for WARM seconds
 # (every key's first use is flushed then), then reads /proc/PID/io `write_bytes` around MEASURE
-# seconds more. Server on core 0 (one worker), wrk on core 1.
+# seconds more, and the fsync/fdatasync calls the server makes in those seconds (`perf stat` on
+# the syscall tracepoints; skipped where perf cannot read them). Server on core 0 (one worker),
+# wrk on core 1.
 # Needs: cargo build --release --bin gatehouse --example bench_seed
 # Usage: BIN=target/release benches/write_volume.sh [N=100000] [WARM=70] [MEASURE=60]
 set -euo pipefail
@@ -25,8 +27,13 @@ run() { GH_MODE=verify GH_DIST=uniform taskset -c 1 wrk -t1 -c64 -d"$1s" -s benc
   http://127.0.0.1:19431 | awk '/Requests\/sec/{print int($2)}'; }
 written() { awk '/^write_bytes/{print $2}' "/proc/$P/io"; }
 echo "warm-up, $WARM s: $(run "$WARM") req/s"
+SYNCS=$W/syncs.txt
+perf stat -x, -e syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync -p "$P" \
+  -o "$SYNCS" -- sleep "$MEASURE" 2>/dev/null & PERF=$!
 a=$(written)
 r=$(run "$MEASURE")
 b=$(written)
-echo "next $MEASURE s: $r req/s; written $(( (b - a) / 1048576 )) MiB;" \
+wait "$PERF" 2>/dev/null || true
+syncs=$(awk -F, '/sys_enter_f/{n += $1} END{print (NR ? n : "n/a")}' "$SYNCS" 2>/dev/null || echo n/a)
+echo "next $MEASURE s: $r req/s; written $(( (b - a) / 1048576 )) MiB; fsync+fdatasync $syncs;" \
   "WAL file $(stat -c %s "$GATEHOUSE_DATA_DIR/gatehouse.db-wal") bytes"

@@ -900,9 +900,12 @@ pub async fn flush(ctx: &Ctx) -> Result<()> {
             tokio::time::sleep(FLUSH_PAUSE).await;
         }
         let batch = chunk.to_vec();
+        // Relaxed: a power cut loses at most these last uses, not a revoke or any other write
+        // (the next durable commit syncs them too). An fsync per chunk was ≈1 200 a minute
+        // for 100 000 keys in use (`BENCHMARKS.md`, section 4).
         if let Err(e) = ctx
             .db
-            .write(move |tx| store::api_keys::touch_last_used(tx, &batch))
+            .write_relaxed(move |tx| store::api_keys::touch_last_used(tx, &batch))
             .await
         {
             // Put back what was not written (this chunk and the rest) for the next flush.

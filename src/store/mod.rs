@@ -253,9 +253,18 @@ impl Db {
         Ok(out)
     }
 
-    /// A write whose loss in a power cut is harmless (deleting expired rows): committed with
-    /// `synchronous=NORMAL` (no fsync; the next durable commit syncs it too). Returns how long
-    /// the write lock was held, begin to commit.
+    /// [`Db::write_relaxed_timed`] without the timing.
+    pub async fn write_relaxed<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        Ok(self.write_relaxed_timed(f).await?.0)
+    }
+
+    /// A write whose loss in a power cut is harmless (deleting expired rows, last-use times):
+    /// committed with `synchronous=NORMAL` (no fsync; the next durable commit syncs it too).
+    /// Returns how long the write lock was held, begin to commit.
     pub async fn write_relaxed_timed<T, F>(&self, f: F) -> Result<(T, Duration)>
     where
         T: Send + 'static,
