@@ -4,7 +4,8 @@
 #   cargo build --release --bin gatehouse --example bench_baseline --example bench_seed \
 #     --example bench_rate
 # Usage: benches/verify_load.sh [seconds per run (default 10)] [keys (default 100000)]
-# Needs wrk, and oha (`cargo install oha`) for the fixed-rate latency runs.
+# Needs wrk; oha (`cargo install oha`) adds its fixed-rate latency runs beside bench_rate's when
+# it is installed.
 # ROUNDS (default 5): the ceiling and each scenario take turns, round after round, and every
 #   ratio is a scenario's rate over the ceiling measured in the same round; the median of the
 #   rounds is reported. (This machine's speed drifts by more than the margins between runs, so
@@ -70,6 +71,7 @@ rounds() {
 # delay is counted from when each request was due), prints achieved rate and p50/p99/p99.9.
 fixed() {
   local name=$1 rate=$2 url=$3; shift 3
+  if ! command -v oha >/dev/null; then echo "### $name: oha not installed, skipped"; return; fi
   echo "### $name at a fixed $rate req/s (oha, $OHA_CONNS connections, latency-corrected)"
   taskset -c 1 oha -z "${D}s" -c "$OHA_CONNS" -q "$rate" --latency-correction --no-tui "$@" "$url" |
     grep -E "Success rate|Requests/sec|^ +(50.00|99.00|99.90)% in"
