@@ -199,7 +199,7 @@ pub enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a key by id. A running server stops accepting it within `keys.last_used_flush_secs`.
+    /// Revoke a key by id. A running server stops accepting it within about a second.
     Revoke {
         /// Key id (from `key list`).
         id: i64,
