@@ -74,6 +74,23 @@ pub struct Db {
     _alive: std::sync::Arc<()>,
 }
 
+/// The writer connection with `synchronous=NORMAL` for one relaxed write. Dropping it puts the
+/// configured setting back on every way out — commit, error, or a panic in the write, which
+/// before returned the connection to the pool still relaxed, so every later write, a revoke
+/// included, committed without its fsync.
+struct RelaxedSync {
+    conn: PooledConnection<SqliteConnectionManager>,
+    normal: &'static str,
+}
+
+impl Drop for RelaxedSync {
+    fn drop(&mut self) {
+        if let Err(e) = self.conn.pragma_update(None, "synchronous", self.normal) {
+            tracing::warn!(error = %e, "could not restore the writer's synchronous setting");
+        }
+    }
+}
+
 /// How often the checkpointer folds the WAL back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
@@ -273,18 +290,18 @@ impl Db {
         let pool = self.writer.clone();
         let normal = sync_name(self.sync);
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            let run = |conn: &mut Connection| -> Result<(T, Duration)> {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let start = std::time::Instant::now();
-                let out = f(&tx)?;
-                tx.commit()?;
-                Ok((out, start.elapsed()))
+            let mut relaxed = RelaxedSync {
+                conn: pool.get()?,
+                normal,
             };
-            let result = run(&mut conn);
-            conn.pragma_update(None, "synchronous", normal)?;
-            result
+            relaxed.conn.pragma_update(None, "synchronous", "NORMAL")?;
+            let tx = relaxed
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let start = std::time::Instant::now();
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok((out, start.elapsed()))
         })
         .await
         .map_err(Error::internal)?
@@ -364,4 +381,43 @@ pub fn backup(db: &Db, dest: &Path) -> Result<()> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn writer_sync(db: &Db) -> i64 {
+        db.write(|tx| Ok(tx.query_row("PRAGMA synchronous", [], |r| r.get(0))?))
+            .await
+            .unwrap()
+    }
+
+    /// A relaxed write gives the writer back with the configured `synchronous`, whether it
+    /// commits, fails or panics.
+    #[tokio::test]
+    async fn a_relaxed_write_restores_durability_on_every_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("g.db"), &DatabaseSettings::default()).unwrap();
+        assert_eq!(writer_sync(&db).await, 2, "FULL by default");
+        let inside = db
+            .write_relaxed(|tx| Ok(tx.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .unwrap();
+        assert_eq!(inside, 1, "NORMAL inside the relaxed write");
+        assert_eq!(writer_sync(&db).await, 2, "after a commit");
+        let failed = db
+            .write_relaxed(|tx| -> Result<()> {
+                tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                Ok(())
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(writer_sync(&db).await, 2, "after an error");
+        let panicked = db
+            .write_relaxed(|_| -> Result<()> { panic!("a failing batch") })
+            .await;
+        assert!(panicked.is_err());
+        assert_eq!(writer_sync(&db).await, 2, "after a panic");
+    }
 }
