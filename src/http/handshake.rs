@@ -124,9 +124,11 @@ pub struct ConfirmResponse {
     pub tenant_id: String,
 }
 
-/// The current session.
+/// The current handshake session (`GET /api/session`). Named apart from the browser
+/// session's `SessionInfo`: two schemas of one name are one entry in the OpenAPI document,
+/// and the browser's had replaced this one there.
 #[derive(Serialize, ToSchema)]
-pub struct SessionInfo {
+pub struct HandshakeSessionInfo {
     /// The signed-in tenant.
     pub tenant_id: String,
     /// The user.
@@ -328,13 +330,13 @@ pub async fn confirm(
 
 /// The session the request carries.
 #[utoipa::path(get, path = "/api/session", tag = "handshake",
-    responses((status = 200, body = SessionInfo), (status = 401, body = ErrorBody),
+    responses((status = 200, body = HandshakeSessionInfo), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn current(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpResponse> {
     let p = principal(&ctx, &req).await?;
     let has_keys = hs::keys_of(&ctx, &p).is_ok();
-    Ok(HttpResponse::Ok().json(SessionInfo {
+    Ok(HttpResponse::Ok().json(HandshakeSessionInfo {
         tenant_id: p.tenant_id.clone().unwrap_or_default(),
         username: p.username.clone(),
         mode: p.mode,
@@ -603,7 +605,7 @@ pub async fn workflow_callback(
         BeginResponse,
         ConfirmRequest,
         ConfirmResponse,
-        SessionInfo,
+        HandshakeSessionInfo,
         RefreshResponse,
         RotateRequest,
         SecretValue,

@@ -74,7 +74,52 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::handshake::HandshakeApi::openapi());
     doc.merge(super::keys::KeysApi::openapi());
     doc.merge(super::verify::VerifyApi::openapi());
+    document_common_failures(&mut doc);
     doc
+}
+
+/// Adds the failures every operation of a kind can answer with, where its own annotation does
+/// not list them: 400 for an operation that takes a credential (a malformed one is refused with
+/// `Failed to verify api_key or token` before the handler runs) or a body, and 415 for one that
+/// takes a JSON body (`Content-Type must be application/json`).
+fn document_common_failures(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in ops.into_iter().flatten() {
+            let credential = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            let body = op.request_body.as_ref();
+            let json = body.is_some_and(|b| b.content.contains_key("application/json"));
+            let responses = &mut op.responses.responses;
+            if credential || body.is_some() {
+                responses.entry("400".into()).or_insert_with(|| {
+                    error("A malformed credential or an invalid request").into()
+                });
+            }
+            if json {
+                responses
+                    .entry("415".into())
+                    .or_insert_with(|| error("The body is not `application/json`").into());
+            }
+        }
+    }
 }
 
 /// This OpenAPI 3.1 document.

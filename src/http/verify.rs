@@ -63,6 +63,17 @@ pub struct NotVerified {
     pub ratelimit: Option<RateLimitInfo>,
 }
 
+/// What `POST /api/verify` answers with 200, for the OpenAPI document: a valid credential or
+/// why it is not (the handler writes one of the two; this type only describes them).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Verdict {
+    /// `valid: true`.
+    Verified(Verified),
+    /// `valid: false`, with the reason.
+    NotVerified(NotVerified),
+}
+
 /// The verify answer of an API key, written field by field from the cached key identity: the
 /// bytes [`Verified`] serializes to with the key's principal (a unit test holds them equal),
 /// without building the principal's strings or serde's per-field machinery on the hottest path.
@@ -145,7 +156,7 @@ fn is_server_side(e: &Error) -> bool {
 
 /// Checks a credential: valid (with principal, scopes and quota) or why not.
 #[utoipa::path(post, path = "/api/verify", tag = "verify", request_body = VerifyRequest,
-    responses((status = 200, description = "Verdict: `Verified` or `NotVerified`", body = Verified),
+    responses((status = 200, description = "Verdict: `Verified` or `NotVerified`", body = Verdict),
         (status = 400, body = ErrorBody), (status = 429, body = NotVerified)))]
 pub async fn verify(
     req: HttpRequest,
@@ -393,7 +404,7 @@ pub async fn forward(
 #[derive(OpenApi)]
 #[openapi(
     paths(verify, forward),
-    components(schemas(VerifyRequest, Verified, NotVerified, RateLimitInfo))
+    components(schemas(VerifyRequest, Verdict, Verified, NotVerified, RateLimitInfo))
 )]
 pub struct VerifyApi;
 
