@@ -159,7 +159,8 @@ pub struct AgentNewKey {
 /// Creates a key; the secret appears only in this answer.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api keys", request_body = CreateKeyRequest,
     responses((status = 201, body = CreatedKey), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`user` names no user"), (status = 429, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_v1(
     auth: Authenticated,
@@ -174,7 +175,7 @@ pub async fn create_v1(
 /// Lists the caller's keys (never the secrets); `?user=` another user's (needs `keys.manage_all`).
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api keys", params(UserQuery),
     responses((status = 200, body = KeyList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 429, body = ErrorBody)),
+        (status = 404, body = ErrorBody, description = "`user` names no user"), (status = 429, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_v1(
     auth: Authenticated,
