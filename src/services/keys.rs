@@ -373,6 +373,12 @@ impl KeyRuntime {
         self.cache.len()
     }
 
+    /// The change poll's next pass looks at changes made at this second or later (Unix
+    /// seconds): a change made before it will not drop a cached key any more.
+    pub fn changes_seen_until(&self) -> i64 {
+        self.changes_seen_until.load(Ordering::Relaxed)
+    }
+
     /// Caches an entry read from SQLite while the cache was at `epoch`, if there is room or the
     /// key already has an entry: a lapsed entry is renewed in place even in a full cache (left
     /// there, it would send every later request of the key to SQLite).
