@@ -153,3 +153,20 @@ pub fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
         .output()
         .expect("run gatehouse")
 }
+
+/// Waits until the key cache's change poll has moved past now: a user created or changed before
+/// this call no longer makes a later pass drop that user's cached keys. With the poll's
+/// one-second overlap a change is seen by passes up to two seconds later, more when a pass runs
+/// late on a loaded machine; a test that counts cached keys waits for this rather than a fixed
+/// time.
+pub async fn past_the_change_poll(app: &TestApp) {
+    let changed = gatehouse::store::now();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app.ctx.keys.changes_seen_until() <= changed {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change poll never ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

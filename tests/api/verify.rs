@@ -97,6 +97,8 @@ async fn verify_reasons_and_immediate_revocation_with_a_warm_cache() {
     assert_eq!(reason(&app, unknown.expose()).await, "unknown");
 
     let other = new_key(&app, "alice", |_| {}).await;
+    // A pass that sees alice as a new user would drop her keys from the cache.
+    past_the_change_poll(&app).await;
     // Warm the cache, then revoke over HTTP: the very next check refuses.
     for _ in 0..3 {
         let v: Value = verify(&app, &other).await.json().await.unwrap();
@@ -456,18 +458,8 @@ async fn a_full_key_cache_is_trimmed_and_every_key_still_verifies() {
         keys.push(new_key(&app, "alice", |_| {}).await);
     }
     // Past every change-poll pass that sees alice as a new user (it drops a changed user's
-    // keys): with its one-second overlap a change is seen by passes up to two seconds later,
-    // more when a pass is late, as on a loaded machine (a fixed 2.1 s wait here let a late
-    // pass empty the cache after the verifies below).
-    let changed = gatehouse::store::now();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while app.ctx.keys.changes_seen_until() <= changed {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the change poll never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // keys): a fixed 2.1 s wait here let a late pass empty the cache after the verifies below.
+    past_the_change_poll(&app).await;
     for k in &keys {
         assert_eq!(verify(&app, k).await.status(), 200);
     }
