@@ -71,6 +71,7 @@ pub struct Paging {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// User name: letters, digits, `.`, `_`, `-`, `@`; 1–64 characters.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     pub username: String,
     /// E-mail address.
     #[serde(default)]

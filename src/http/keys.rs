@@ -56,7 +56,8 @@ fn actor(p: &Principal) -> Result<Actor> {
 /// Body of a key creation.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateKeyRequest {
-    /// Display name.
+    /// Display name: 1–100 characters, no control characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// `live` (default) or `test`.
     pub mode: Option<String>,
@@ -64,7 +65,9 @@ pub struct CreateKeyRequest {
     pub plan: Option<String>,
     /// Expiry, Unix seconds.
     pub expires_at: Option<i64>,
-    /// Scopes (empty: the owner's full rights).
+    /// Scopes (empty: the owner's full rights): at most 32, each 1–64 characters of letters,
+    /// digits and `. : _ - * /`.
+    #[schema(max_items = 32)]
     pub scopes: Option<Vec<String>>,
     /// Tenant (default: the caller's tenant, else the default tenant).
     pub tenant_id: Option<String>,
