@@ -24,6 +24,33 @@ async fn document(app: &TestApp) -> Value {
     r.json().await.unwrap()
 }
 
+/// A request of `method` (as `ROUTES` spells it) to `url`.
+fn request(app: &TestApp, method: &str, url: &str) -> reqwest::RequestBuilder {
+    match method {
+        "get" => app.client.get(url),
+        "post" => app.client.post(url),
+        "patch" => app.client.patch(url),
+        "put" => app.client.put(url),
+        "delete" => app.client.delete(url),
+        other => panic!("unexpected method {other}"),
+    }
+}
+
+/// Runs `python3 ARGS FILE` and asserts it succeeds, showing its output (after `context`) if not.
+fn python_accepts(args: &[&str], file: &std::path::Path, install: &str, context: &str) {
+    let out = std::process::Command::new("python3")
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 ({install}): {e}"));
+    assert!(
+        out.status.success(),
+        "{context}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn every_route_is_served_and_documented_and_nothing_else() {
     let app = spawn().await;
@@ -53,14 +80,10 @@ async fn every_route_is_served_and_documented_and_nothing_else() {
     );
     // Each listed route really is served: neither the fallback 404 nor a 405.
     for (method, path) in ROUTES {
-        let url = app.url(&path.replace("{id}", "1"));
+        let req = request(&app, method, &app.url(&path.replace("{id}", "1")));
         let req = match *method {
-            "get" => app.client.get(url),
-            "post" => app.client.post(url).json(&serde_json::json!({})),
-            "patch" => app.client.patch(url).json(&serde_json::json!({})),
-            "put" => app.client.put(url).json(&serde_json::json!({})),
-            "delete" => app.client.delete(url),
-            other => panic!("unexpected method {other}"),
+            "post" | "patch" | "put" => req.json(&json!({})),
+            _ => req,
         };
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
@@ -104,16 +127,11 @@ async fn the_document_validates_against_the_openapi_schema() {
     let doc = document(&app).await;
     let file = app.dir.path().join("openapi.json");
     std::fs::write(&file, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
-    let out = std::process::Command::new("python3")
-        .args(["-m", "openapi_spec_validator"])
-        .arg(&file)
-        .output()
-        .expect("python3 -m openapi_spec_validator (pip install openapi-spec-validator)");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    python_accepts(
+        &["-m", "openapi_spec_validator"],
+        &file,
+        "pip install openapi-spec-validator",
+        "",
     );
 }
 
@@ -130,60 +148,80 @@ async fn real_answers_match_their_documented_schemas() {
     let key = crate::keys::new_key(&app, "root", |_| {}).await;
     let doc = document(&app).await;
     let id = admin.to_string();
-    let mut calls: Vec<(&str, String, Option<Value>)> = ROUTES
+    // (method, documented route, path called, body)
+    let mut calls: Vec<(&str, &str, String, Option<Value>)> = ROUTES
         .iter()
         .filter(|(m, p)| *m == "get" && !["/api/openapi.json", "/metrics"].contains(p))
         .map(|(_, p)| {
-            (
-                "get",
-                p.replace("{id}", &id).replace("{name}", "nope"),
-                None,
-            )
+            let path = p.replace("{id}", &id).replace("{name}", "nope");
+            ("get", *p, path, None)
         })
         .collect();
     let unknown = gatehouse::crypto::tokens::new_api_key("sk_live_");
+    let verify = |token: &str| {
+        (
+            "post",
+            "/api/verify",
+            "/api/verify".into(),
+            Some(json!({ "token": token })),
+        )
+    };
     calls.extend([
-        ("post", "/api/verify".into(), Some(json!({ "token": key }))),
+        verify(&key),
+        verify(&crate::keys::typo(&key)),
+        verify(unknown.expose()),
         (
             "post",
+            "/api/verify",
             "/api/verify".into(),
-            Some(json!({ "token": crate::keys::typo(&key) })),
+            Some(json!({ "tok": 1 })),
         ),
         (
             "post",
-            "/api/verify".into(),
-            Some(json!({ "token": unknown.expose() })),
-        ),
-        ("post", "/api/verify".into(), Some(json!({ "tok": 1 }))),
-        (
-            "post",
+            "/v1/api-keys",
             "/v1/api-keys".into(),
             Some(json!({ "name": "doc" })),
         ),
-        ("post", "/v1/api-keys".into(), Some(json!({ "name": "" }))),
-        ("delete", "/v1/api-keys/999999".into(), None),
-        ("get", "/v1/api-keys?user=nobody".into(), None),
         (
             "post",
+            "/v1/api-keys",
+            "/v1/api-keys".into(),
+            Some(json!({ "name": "" })),
+        ),
+        (
+            "delete",
+            "/v1/api-keys/{id}",
+            "/v1/api-keys/999999".into(),
+            None,
+        ),
+        (
+            "get",
+            "/v1/api-keys",
+            "/v1/api-keys?user=nobody".into(),
+            None,
+        ),
+        (
+            "post",
+            "/v1/api-keys",
             "/v1/api-keys".into(),
             Some(json!({ "name": "x", "user": "nobody" })),
         ),
-        ("get", "/api/accounts/api-keys/?user=nobody".into(), None),
+        (
+            "get",
+            "/api/accounts/api-keys/",
+            "/api/accounts/api-keys/?user=nobody".into(),
+            None,
+        ),
         (
             "post",
+            "/api/accounts/api-keys/",
             "/api/accounts/api-keys/".into(),
             Some(json!({ "name": "doc2" })),
         ),
     ]);
     let mut samples = Vec::new();
-    for (method, path, body) in &calls {
-        let url = app.url(path);
-        let req = match *method {
-            "get" => app.client.get(url),
-            "post" => app.client.post(url),
-            "delete" => app.client.delete(url),
-            other => panic!("unexpected method {other}"),
-        };
+    for (method, pattern, path, body) in &calls {
+        let req = request(&app, method, &app.url(path));
         let req = match body {
             Some(b) => req.json(b),
             None => req,
@@ -195,20 +233,7 @@ async fn real_answers_match_their_documented_schemas() {
             .get("content-type")
             .is_some_and(|v| v.to_str().unwrap_or("").starts_with("application/json"));
         let text = r.text().await.unwrap();
-        // The documented operation: the route pattern this call was made from.
-        let bare = path.split('?').next().unwrap();
-        let pattern = ROUTES
-            .iter()
-            .map(|(_, p)| *p)
-            .find(|p| p.replace("{id}", &id).replace("{name}", "nope") == bare)
-            .unwrap_or_else(|| {
-                ROUTES
-                    .iter()
-                    .map(|(_, p)| *p)
-                    .find(|p| p.replace("{id}", "999999") == bare)
-                    .expect("a documented route")
-            });
-        let op = &doc["paths"][pattern][*method];
+        let op = &doc["paths"][*pattern][*method];
         let documented = &op["responses"][&status];
         assert!(
             documented.is_object(),
@@ -234,17 +259,7 @@ async fn real_answers_match_their_documented_schemas() {
             .get("application/json")
             .is_some();
         let url = app.url(&pattern.replace("{id}", "999999").replace("{name}", "nope"));
-        let req = |key: &str| {
-            let r = match *method {
-                "get" => app.client.get(&url),
-                "post" => app.client.post(&url),
-                "put" => app.client.put(&url),
-                "patch" => app.client.patch(&url),
-                "delete" => app.client.delete(&url),
-                other => panic!("unexpected method {other}"),
-            };
-            r.header("X-API-Key", key)
-        };
+        let req = |key: &str| request(&app, method, &url).header("X-API-Key", key);
         let mut probes = Vec::new();
         if secured {
             probes.push(("a malformed credential", req("sk_live_malformed")));
@@ -283,16 +298,11 @@ for s in doc["samples"]:
 print("\n".join(bad))
 sys.exit(1 if bad else 0)
 "#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", check])
-        .arg(&file)
-        .output()
-        .expect("python3 with jsonschema (pip install openapi-spec-validator)");
-    assert!(
-        out.status.success(),
-        "answers that do not match the document:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    python_accepts(
+        &["-c", check],
+        &file,
+        "jsonschema: pip install openapi-spec-validator",
+        "answers that do not match the document:\n",
     );
 }
 
