@@ -1,10 +1,14 @@
-//! Extractors: the client address (trusted-proxy aware) and the presented credential.
+//! Extractors: the client address (trusted-proxy aware), the presented credential, and a JSON
+//! body that may be left out.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 
 use actix_web::error::JsonPayloadError;
-use actix_web::http::header;
-use actix_web::HttpRequest;
+use actix_web::http::{header, StatusCode};
+use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
+use serde::de::DeserializeOwned;
 
 use crate::config::{cidr_contains, parse_cidr, Settings};
 use crate::error::Error;
@@ -95,6 +99,53 @@ pub fn credential_from_headers(
         }
     }
     Ok(None)
+}
+
+/// A JSON body that may be left out: no body (or only white space) gives `None`; any other body
+/// must be a valid JSON `T` with a JSON content type and is refused as `web::Json` refuses it
+/// (400, 413, 415). `Option<web::Json<T>>` would turn every invalid body into `None` as well, so
+/// a mistyped field would silently mean "the default".
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let body = bytes.await.map_err(|e| {
+                let too_large =
+                    e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE;
+                let (status, msg) = if too_large {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large")
+                } else {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        "The request body could not be read",
+                    )
+                };
+                actix_web::Error::from(actix_web::error::InternalError::from_response(
+                    msg,
+                    crate::error::json_error(status, msg),
+                ))
+            })?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJson(None));
+            }
+            let json =
+                req.mime_type().ok().flatten().is_some_and(|m| {
+                    m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json")
+                });
+            if !json {
+                return Err(json_error_handler(JsonPayloadError::ContentType, &req));
+            }
+            serde_json::from_slice(&body)
+                .map(|v| OptionalJson(Some(v)))
+                .map_err(|e| json_error_handler(JsonPayloadError::Deserialize(e), &req))
+        })
+    }
 }
 
 /// Maps actix's JSON extractor failures to the JSON error shape (400, 413 or 415).

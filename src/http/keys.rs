@@ -14,12 +14,13 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::auth_extract::Authenticated;
+use super::extract::OptionalJson;
 use crate::auth::{CredentialKind, Principal};
 use crate::error::{Error, ErrorBody, Result};
 use crate::services::keys::{
     self as svc, Actor, CreatedKey, KeyKind, KeyMode, KeyView, ListFilter, NewKey, RolledKey,
 };
-use crate::services::types::{TenantId, Username};
+use crate::services::types::{self, TenantId, Username};
 use crate::services::Ctx;
 
 /// Registers the key routes.
@@ -214,10 +215,10 @@ pub async fn roll_v1(
     auth: Authenticated,
     ctx: web::Data<Ctx>,
     id: web::Path<i64>,
-    body: Option<web::Json<RollRequest>>,
+    body: OptionalJson<RollRequest>,
 ) -> Result<HttpResponse> {
     let a = actor(&auth.0)?;
-    let overlap = body.and_then(|b| b.expire_old_in).unwrap_or(3_600);
+    let overlap = body.0.and_then(|b| b.expire_old_in).unwrap_or(3_600);
     let rolled = svc::roll(&ctx, &a, id.into_inner(), overlap).await?;
     Ok(HttpResponse::Created().json(rolled))
 }

@@ -286,6 +286,36 @@ async fn roll_keeps_the_old_key_for_the_overlap() {
     )
     .await;
     error_message(r, 400).await;
+    // A body that is not a valid roll is refused, not read as "no overlap given" (which would
+    // end the old key after the default hour instead of the day asked for).
+    for body in [
+        json!({"expire_old_in": "86400"}),
+        json!({"expire_old_in": -1}),
+    ] {
+        let r = post(&app, &format!("/v1/api-keys/{new_id}/roll"), &new, body).await;
+        let msg = error_message(r, 400).await;
+        assert!(msg.starts_with("Invalid request body"), "{msg}");
+    }
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/api-keys/{new_id}/roll")))
+        .bearer_auth(&new)
+        .header("content-type", "application/json")
+        .body("{\"expire_old_in\": 60")
+        .send()
+        .await
+        .unwrap();
+    assert!(error_message(r, 400).await.starts_with("Malformed JSON"));
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/api-keys/{new_id}/roll")))
+        .bearer_auth(&new)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    error_message(r, 415).await;
     // A zero overlap ends the old key at once, though the cache knows it.
     let r = post(
         &app,
@@ -298,17 +328,30 @@ async fn roll_keeps_the_old_key_for_the_overlap() {
     let third: Value = r.json().await.unwrap();
     let msg = error_message(get(&app, "/v1/api-keys", &new).await, 401).await;
     assert_eq!(msg, "API key has expired");
+    let third_id = third["id"].as_i64().unwrap();
     let third = third["secret"].as_str().unwrap();
     assert_eq!(get(&app, "/v1/api-keys", third).await.status(), 200);
-    // Rolling an expired key is a conflict.
-    let r = post(
-        &app,
-        &format!("/v1/api-keys/{new_id}/roll"),
-        third,
-        json!({}),
-    )
-    .await;
+    // Rolling an expired key is a conflict; no body at all takes the default overlap.
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/api-keys/{new_id}/roll")))
+        .bearer_auth(third)
+        .send()
+        .await
+        .unwrap();
     error_message(r, 409).await;
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/api-keys/{third_id}/roll")))
+        .bearer_auth(third)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    let old_exp = v["old_expires_at"].as_i64().unwrap();
+    let now = gatehouse::store::now();
+    assert!((now + 3_598..=now + 3_601).contains(&old_exp), "{old_exp}");
 }
 
 #[tokio::test]
