@@ -54,7 +54,7 @@ const FILES: &[(&str, &str, &str)] = &[
 
 /// Registers `/static/{file}`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/static/{file}", web::get().to(static_file));
+    cfg.service(web::resource("/static/{file}").get(static_file));
 }
 
 async fn static_file(name: web::Path<String>) -> HttpResponse {

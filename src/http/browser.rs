@@ -10,35 +10,32 @@ use super::session_auth::{self, same_site_check, Auth};
 use super::HttpState;
 use crate::auth::CredentialKind;
 use crate::error::{Error, ErrorBody, Result};
-use crate::services::types::Email;
+use crate::services::types::{Email, TenantId};
 use crate::services::{magic_links, portal, sessions, Ctx};
 use crate::store::audit::AuditEvent;
 
 /// Registers the routes of this module.
+///
+/// Each path is one resource, so another method gets 405 with `Allow` (a bare `route` would
+/// let it fall through to the 404 fallback).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/auth/magic-link", web::post().to(magic_link))
-        .route("/v1/auth/verify", web::post().to(verify))
-        .route("/v1/auth/session", web::get().to(session))
-        .route(
-            "/v1/auth/session/organization",
-            web::post().to(switch_organization),
+    cfg.service(web::resource("/v1/auth/magic-link").post(magic_link))
+        .service(web::resource("/v1/auth/verify").post(verify))
+        .service(web::resource("/v1/auth/session").get(session))
+        .service(web::resource("/v1/auth/session/organization").post(switch_organization))
+        .service(web::resource("/v1/auth/logout").post(logout))
+        .service(web::resource("/api/session/refresh").post(refresh))
+        .service(web::resource("/api/sessions").get(list_sessions))
+        .service(web::resource("/api/sessions/revoke-others").post(revoke_other_sessions))
+        .service(web::resource("/api/sessions/{id}").delete(revoke_session))
+        .service(
+            web::resource("/v1/brands")
+                .get(list_brands)
+                .post(create_brand),
         )
-        .route("/v1/auth/logout", web::post().to(logout))
-        .route("/api/session/refresh", web::post().to(refresh))
-        .route("/api/sessions", web::get().to(list_sessions))
-        .route(
-            "/api/sessions/revoke-others",
-            web::post().to(revoke_other_sessions),
-        )
-        .route("/api/sessions/{id}", web::delete().to(revoke_session))
-        .route("/v1/brands", web::get().to(list_brands))
-        .route("/v1/brands", web::post().to(create_brand))
-        .route(
-            "/v1/brands/{brand_id}/portal/token",
-            web::post().to(portal_token),
-        )
-        .route("/v1/portal/me", web::get().to(portal_me))
-        .route("/api/audit", web::get().to(audit));
+        .service(web::resource("/v1/brands/{brand_id}/portal/token").post(portal_token))
+        .service(web::resource("/v1/portal/me").get(portal_me))
+        .service(web::resource("/api/audit").get(audit));
 }
 
 /// The OpenAPI part of this module.

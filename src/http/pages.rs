@@ -21,27 +21,28 @@ use crate::services::types::{Email, Password, Username};
 use crate::services::{magic_links, sessions, users, Ctx};
 
 /// Registers the page routes.
+///
+/// Each path is one resource, so another method gets 405 with `Allow`, not the 404 fallback.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(home))
-        .route("/sign-in", web::get().to(sign_in_page))
-        .route("/sign-in", web::post().to(sign_in))
-        .route("/sign-in/magic-link", web::post().to(magic_link))
-        .route("/auth/verify", web::get().to(verify_page))
-        .route("/sign-out", web::post().to(sign_out))
-        .route("/organization", web::post().to(switch_organization))
-        .route("/dashboard", web::get().to(dashboard))
-        .route("/sessions/revoke-others", web::post().to(revoke_others))
-        .route("/sessions/{id}/revoke", web::post().to(revoke_session))
-        .route("/api-keys", web::get().to(keys_page))
-        .route("/profile", web::get().to(profile))
-        .route("/profile/password", web::post().to(change_password))
-        .route("/admin/users", web::get().to(admin_users))
-        .route("/admin/users", web::post().to(admin_create_user))
-        .route(
-            "/admin/users/{id}/{action}",
-            web::post().to(admin_set_disabled),
+    cfg.service(web::resource("/").get(home))
+        .service(web::resource("/sign-in").get(sign_in_page).post(sign_in))
+        .service(web::resource("/sign-in/magic-link").post(magic_link))
+        .service(web::resource("/auth/verify").get(verify_page))
+        .service(web::resource("/sign-out").post(sign_out))
+        .service(web::resource("/organization").post(switch_organization))
+        .service(web::resource("/dashboard").get(dashboard))
+        .service(web::resource("/sessions/revoke-others").post(revoke_others))
+        .service(web::resource("/sessions/{id}/revoke").post(revoke_session))
+        .service(web::resource("/api-keys").get(keys_page))
+        .service(web::resource("/profile").get(profile))
+        .service(web::resource("/profile/password").post(change_password))
+        .service(
+            web::resource("/admin/users")
+                .get(admin_users)
+                .post(admin_create_user),
         )
-        .route("/audit", web::get().to(audit_page));
+        .service(web::resource("/admin/users/{id}/{action}").post(admin_set_disabled))
+        .service(web::resource("/audit").get(audit_page));
 }
 
 /// What the sidebar needs.

@@ -121,6 +121,53 @@ async fn every_route_is_served_and_documented_and_nothing_else() {
     assert!(doc["components"]["schemas"].get("TokenPairBody").is_some());
 }
 
+/// A method a path does not serve gets 405 in the error shape with `Allow` naming the ones it
+/// does, on every documented route and on the pages, never the 404 of an unknown path.
+#[tokio::test]
+async fn a_method_a_path_does_not_serve_is_405_with_allow() {
+    let app = spawn().await;
+    let mut served: std::collections::BTreeMap<&str, BTreeSet<String>> = Default::default();
+    for (method, path) in ROUTES {
+        served
+            .entry(path)
+            .or_default()
+            .insert(method.to_uppercase());
+    }
+    for page in [
+        "/",
+        "/sign-in",
+        "/dashboard",
+        "/admin/users",
+        "/static/app.css",
+    ] {
+        served.entry(page).or_default().insert("GET".into());
+    }
+    for page in ["/sign-in", "/sign-out", "/organization", "/admin/users"] {
+        served.entry(page).or_default().insert("POST".into());
+    }
+    for (path, methods) in &served {
+        let url = app.url(&path.replace("{id}", "1").replace("{name}", "n"));
+        let url = url
+            .replace("{brand_id}", "brd_x")
+            .replace("{action}", "disable");
+        for other in ["PUT", "PATCH", "TRACE"] {
+            if methods.contains(other) {
+                continue;
+            }
+            let m = reqwest::Method::from_bytes(other.as_bytes()).unwrap();
+            let r = app.client.request(m, &url).send().await.unwrap();
+            let allow: BTreeSet<String> = r
+                .headers()
+                .get("allow")
+                .map(|v| v.to_str().unwrap().split(", ").map(str::to_owned).collect())
+                .unwrap_or_default();
+            assert_eq!(r.status(), 405, "{other} {path}");
+            assert_eq!(&allow, methods, "Allow of {path}");
+            assert_eq!(error_message(r, 405).await, "Method not allowed");
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_document_validates_against_the_openapi_schema() {
     let app = spawn().await;
