@@ -42,6 +42,17 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     })
 }
 
+/// The stored form of a permission list: JSON, each permission once, in the order given.
+fn permissions_json(permissions: &[String]) -> Result<String> {
+    let mut once: Vec<&String> = Vec::with_capacity(permissions.len());
+    for p in permissions {
+        if !once.contains(&p) {
+            once.push(p);
+        }
+    }
+    serde_json::to_string(&once).map_err(Error::internal)
+}
+
 /// Inserts a user; a taken username or e-mail is a 409.
 pub fn insert(
     c: &Connection,
@@ -52,7 +63,7 @@ pub fn insert(
     permissions: &[String],
     now: i64,
 ) -> Result<UserRow> {
-    let perms = serde_json::to_string(permissions).map_err(Error::internal)?;
+    let perms = permissions_json(permissions)?;
     let res = c.execute(
         "INSERT INTO users (username, email, password_hash, is_admin, permissions, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
@@ -157,10 +168,7 @@ pub fn update(
     permissions: Option<&[String]>,
     now: i64,
 ) -> Result<bool> {
-    let perms = permissions
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(Error::internal)?;
+    let perms = permissions.map(permissions_json).transpose()?;
     let res = c.execute(
         "UPDATE users SET
             email = CASE WHEN ?2 THEN ?3 ELSE email END,

@@ -809,12 +809,13 @@ async fn users_api_needs_authentication_then_the_named_permission() {
         &app,
         &admin,
         json!({"username": "viewer", "email": "viewer@example.com", "password": PW,
-               "permissions": ["users.view"]}),
+               "permissions": ["users.view", "users.view"]}),
     )
     .await;
     assert_eq!(r.status(), 201);
     let viewer: Value = r.json().await.unwrap();
     let vid = viewer["id"].as_i64().unwrap();
+    // A permission named twice is held once.
     assert_eq!(viewer["permissions"], json!(["users.view"]));
     assert!(viewer.get("password_hash").is_none() && viewer.get("password").is_none());
     let list: Value = get_auth(&app, "/api/accounts/users/?limit=2", &admin)
@@ -859,13 +860,14 @@ async fn users_api_needs_authentication_then_the_named_permission() {
         .client
         .patch(app.url(&format!("/api/accounts/users/{vid}/")))
         .bearer_auth(&admin)
-        .json(&json!({"permissions": ["users.view", "users.manage"], "email": null}))
+        .json(&json!({"permissions": ["users.view", "users.manage", "users.view"], "email": null}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["email"], Value::Null);
+    assert_eq!(v["permissions"], json!(["users.view", "users.manage"]));
 
     // users.manage without admin: cannot make admins, grant what it lacks, or touch admins.
     let msg = error_message(
