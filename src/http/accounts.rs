@@ -61,8 +61,10 @@ pub struct UserList {
 #[serde(deny_unknown_fields)]
 pub struct Paging {
     /// Page size (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Users to skip (default 0).
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
@@ -71,10 +73,11 @@ pub struct Paging {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// User name: letters, digits, `.`, `_`, `-`, `@`; 1–64 characters.
-    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]{1,64}$")]
+    #[schema(value_type = Username)]
     pub username: String,
     /// E-mail address.
     #[serde(default)]
+    #[schema(value_type = Option<Email>)]
     pub email: Option<String>,
     /// Password (checked for strength); without one the user signs in by magic link only.
     #[serde(default)]
@@ -84,7 +87,29 @@ pub struct CreateUser {
     pub is_admin: bool,
     /// Named permissions (a non-administrator may grant only permissions they hold).
     #[serde(default)]
+    #[schema(schema_with = granted_permissions)]
     pub permissions: Vec<String>,
+}
+
+/// A list of the permissions [`users::PERMISSIONS`] names (any other is refused with 400).
+fn permission_list(description: &str) -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(users::PERMISSIONS.iter().map(|(name, _)| *name))),
+        )
+        .description(Some(description))
+        .build()
+}
+
+fn granted_permissions() -> utoipa::openapi::schema::Array {
+    permission_list("Named permissions (a non-administrator may grant only permissions they hold)")
+}
+
+fn new_permissions() -> utoipa::openapi::schema::Array {
+    permission_list("The full new list of permissions")
 }
 
 fn double_option<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
@@ -101,11 +126,12 @@ where
 pub struct UpdateUser {
     /// New e-mail address, or `null` to remove it.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<Email>)]
     pub email: Option<Option<String>>,
     /// Administrator flag (only administrators may change it).
     pub is_admin: Option<bool>,
     /// The full new list of permissions.
+    #[schema(schema_with = new_permissions)]
     pub permissions: Option<Vec<String>>,
     /// Disable (ends every session and refresh family) or re-enable.
     pub disabled: Option<bool>,

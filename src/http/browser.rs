@@ -81,6 +81,7 @@ pub fn sign_in_origin(req: &HttpRequest, ctx: &Ctx) -> sessions::Origin {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MagicLinkBody {
     /// The address to send the link to.
+    #[schema(value_type = Email)]
     pub email: String,
 }
 
@@ -113,6 +114,7 @@ pub async fn magic_link(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct VerifyBody {
     /// The `ml_…` token from the link.
+    #[schema(min_length = 46, max_length = 46, pattern = "^ml_[A-Za-z0-9]{43}$")]
     pub token: String,
 }
 
@@ -287,6 +289,7 @@ pub async fn session(ctx: web::Data<Ctx>, auth: Auth) -> Result<HttpResponse> {
 pub struct OrganizationBody {
     /// The organization to make active (`organizationId` also accepted).
     #[serde(alias = "organizationId")]
+    #[schema(value_type = TenantId)]
     pub organization_id: String,
 }
 
@@ -302,15 +305,16 @@ pub async fn switch_organization(
     auth: Auth,
     body: web::Json<OrganizationBody>,
 ) -> Result<HttpResponse> {
+    let organization = TenantId::parse(body.organization_id.trim())?;
     sessions::switch_organization(
         &ctx,
         &auth.principal,
-        &body.organization_id,
+        organization.as_str(),
         client_ip(&req),
     )
     .await?;
     let mut auth = auth;
-    auth.principal.tenant_id = Some(body.organization_id.clone());
+    auth.principal.tenant_id = Some(organization.as_str().to_owned());
     Ok(HttpResponse::Ok().json(session_answer(&ctx, &auth).await?))
 }
 
@@ -430,7 +434,8 @@ pub async fn list_brands(ctx: web::Data<Ctx>, auth: Auth) -> Result<HttpResponse
 /// `{name}`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct BrandBody {
-    /// Display name.
+    /// Display name: 1–100 characters, at least one of them a letter or digit (for the slug).
+    #[schema(min_length = 1, max_length = 100, pattern = "[A-Za-z0-9]")]
     pub name: String,
 }
 
@@ -454,10 +459,14 @@ pub async fn create_brand(
 #[serde(rename_all = "camelCase")]
 pub struct PortalTokenBody {
     /// The customer's address.
+    #[schema(value_type = Email)]
     pub customer_email: String,
-    /// The customer's name.
+    /// The customer's name (at most 200 characters).
+    #[schema(max_length = 200)]
     pub customer_name: Option<String>,
-    /// Lifetime like `30m`, `24h`, `7d` (default `24h`, capped by `portal.max_expires_in_secs`).
+    /// Lifetime: a positive number and a unit, `s`, `m`, `h` or `d`, like `30m`, `24h`, `7d`
+    /// (default `24h`, capped by `portal.max_expires_in_secs`).
+    #[schema(pattern = "^0*[1-9][0-9]{0,12}[smhd]$")]
     pub expires_in: Option<String>,
 }
 
@@ -598,7 +607,7 @@ pub struct AuditList {
 
 /// Security events, newest first (permission `audit.view`).
 #[utoipa::path(get, path = "/api/audit", tag = "browser",
-    params(("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 100"),
         ("before" = Option<i64>, Query, description = "only ids below this")),
     responses((status = 200, body = AuditList), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)),

@@ -77,13 +77,26 @@ pub struct ServerKey {
     pub public_key: String,
 }
 
+/// 32 bytes in base64url without padding: 43 characters, the last one carrying two zero bits
+/// (the decoder refuses any other, as it refuses padding).
+fn key32_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::services::types::string_schema(
+        "32 bytes, base64url without padding",
+        43,
+        43,
+        "^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$",
+    )
+}
+
 /// Message 1 of the handshake.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BeginRequest {
     /// The tenant to sign in to (`ten_…`).
+    #[schema(value_type = TenantId)]
     pub tenant_id: String,
-    /// Noise message 1 (`e, es`), base64url.
+    /// Noise message 1 (`e, es`): 48 bytes, base64url without padding.
+    #[schema(min_length = 64, max_length = 64, pattern = "^[A-Za-z0-9_-]{64}$")]
     pub message: String,
 }
 
@@ -102,9 +115,11 @@ pub struct BeginResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
-    /// From the first call.
+    /// From the first call (`hs_…`).
     pub handshake_id: String,
-    /// Noise message 3 (`s, se` + the encrypted wrapping key), base64url.
+    /// Noise message 3 (`s, se` + the encrypted wrapping key): 96 bytes, base64url without
+    /// padding.
+    #[schema(min_length = 128, max_length = 128, pattern = "^[A-Za-z0-9_-]{128}$")]
     pub message: String,
     /// Also set an HttpOnly session cookie.
     #[serde(default)]
@@ -157,8 +172,10 @@ pub struct RefreshResponse {
 #[serde(deny_unknown_fields)]
 pub struct RotateRequest {
     /// The new static X25519 public key, base64url.
+    #[schema(schema_with = key32_schema)]
     pub public_key: String,
     /// The new wrapping key (32 bytes), base64url.
+    #[schema(schema_with = key32_schema)]
     pub wrapping_key: String,
 }
 
@@ -166,9 +183,11 @@ pub struct RotateRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantRequest {
-    /// Display name.
+    /// Display name: 1–100 characters, at least one of them a letter or digit (for the slug).
+    #[schema(min_length = 1, max_length = 100, pattern = "[A-Za-z0-9]")]
     pub name: String,
     /// The static X25519 public key derived from the seed the client keeps, base64url.
+    #[schema(schema_with = key32_schema)]
     pub public_key: String,
 }
 
@@ -215,7 +234,8 @@ pub struct SecretList {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRunRequest {
-    /// The workflow name.
+    /// The workflow name: 1–64 letters, digits, `.`, `_` or `-`.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub workflow: String,
 }
 
@@ -266,6 +286,18 @@ pub async fn server_key(ctx: web::Data<Ctx>) -> HttpResponse {
     })
 }
 
+/// A handshake message: base64url of its fixed length, else 400 before anything is looked up
+/// (a malformed message 3 does not use up its handshake).
+fn message(value: &str, number: u8, len: usize) -> Result<Vec<u8>> {
+    let m = hs::decode_field(value, "message")?;
+    if m.len() != len {
+        return Err(Error::bad_request(format!(
+            "handshake message {number} must be {len} bytes"
+        )));
+    }
+    Ok(m)
+}
+
 /// Handshake step 1: message 1 in, message 2 out. Needs a tenant member's API key.
 #[utoipa::path(post, path = "/api/session", tag = "handshake", request_body = BeginRequest,
     responses((status = 200, body = BeginResponse),
@@ -280,7 +312,7 @@ pub async fn begin(
 ) -> Result<HttpResponse> {
     let p = principal(&ctx, &req).await?;
     let tenant = TenantId::parse(body.tenant_id.trim())?;
-    let m1 = hs::decode_field(&body.message, "message")?;
+    let m1 = message(&body.message, 1, crypto::handshake::MESSAGE1_LEN)?;
     let b = hs::begin(&ctx, &p, &tenant, &m1, &client_info(&req)).await?;
     Ok(HttpResponse::Ok().json(BeginResponse {
         handshake_id: b.handshake_id,
@@ -299,7 +331,7 @@ pub async fn confirm(
     req: HttpRequest,
     body: web::Json<ConfirmRequest>,
 ) -> Result<HttpResponse> {
-    let m3 = hs::decode_field(&body.message, "message")?;
+    let m3 = message(&body.message, 3, crypto::handshake::MESSAGE3_LEN)?;
     let c = hs::confirm(&ctx, body.handshake_id.trim(), &m3, &client_info(&req)).await?;
     let mut resp = HttpResponse::Ok();
     if body.cookie {
@@ -418,7 +450,8 @@ pub async fn list_secrets(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpR
 
 /// Stores a secret, encrypted with the tenant data key.
 #[utoipa::path(put, path = "/api/secrets/{name}", tag = "secrets", request_body = SecretValue,
-    params(("name" = String, Path, description = "Secret name")),
+    params(("name" = String, Path, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._/-]{1,128}$",
+        description = "Secret name: 1–128 letters, digits, `.`, `_`, `-` or `/` (percent-encoded in the path)")),
     responses((status = 200, body = SecretMeta), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
@@ -435,7 +468,8 @@ pub async fn put_secret(
 
 /// Reads a secret.
 #[utoipa::path(get, path = "/api/secrets/{name}", tag = "secrets",
-    params(("name" = String, Path, description = "Secret name")),
+    params(("name" = String, Path, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._/-]{1,128}$",
+        description = "Secret name: 1–128 letters, digits, `.`, `_`, `-` or `/` (percent-encoded in the path)")),
     responses((status = 200, body = SecretResponse), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
@@ -456,7 +490,8 @@ pub async fn get_secret(
 
 /// Deletes a secret.
 #[utoipa::path(delete, path = "/api/secrets/{name}", tag = "secrets",
-    params(("name" = String, Path, description = "Secret name")),
+    params(("name" = String, Path, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._/-]{1,128}$",
+        description = "Secret name: 1–128 letters, digits, `.`, `_`, `-` or `/` (percent-encoded in the path)")),
     responses((status = 204), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]

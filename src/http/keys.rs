@@ -57,10 +57,11 @@ fn actor(p: &Principal) -> Result<Actor> {
 /// Body of a key creation.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateKeyRequest {
-    /// Display name: 1–100 characters, no control characters.
-    #[schema(min_length = 1, max_length = 100)]
+    /// Display name: 1–100 characters, no control characters, not blank.
+    #[schema(schema_with = key_name_schema)]
     pub name: String,
     /// `live` (default) or `test`.
+    #[schema(value_type = Option<KeyMode>)]
     pub mode: Option<String>,
     /// Rate-limit plan (default `keys.default_plan`; another plan needs `keys.manage_all`).
     pub plan: Option<String>,
@@ -68,12 +69,38 @@ pub struct CreateKeyRequest {
     pub expires_at: Option<i64>,
     /// Scopes (empty: the owner's full rights): at most 32, each 1–64 characters of letters,
     /// digits and `. : _ - * /`.
-    #[schema(max_items = 32)]
+    #[schema(schema_with = scopes_schema)]
     pub scopes: Option<Vec<String>>,
     /// Tenant (default: the caller's tenant, else the default tenant).
+    #[schema(value_type = Option<TenantId>)]
     pub tenant_id: Option<String>,
     /// Owner's user name (media-server contract; needs `keys.manage_all` for someone else).
+    #[schema(value_type = Option<Username>)]
     pub user: Option<String>,
+}
+
+/// A key's name as the key service's `check_name` accepts it: 1–100 characters, none of them a
+/// control character, not all of them white space.
+fn key_name_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    types::string_schema(
+        "Display name: 1–100 characters, no control characters, not blank",
+        1,
+        100,
+        r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+    )
+}
+
+/// `scopes`: at most 32, each as `check_scopes` in the key service accepts it.
+fn scopes_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(types::string_schema(
+            "A scope",
+            1,
+            64,
+            "^[A-Za-z0-9.:_*/-]{1,64}$",
+        ))
+        .max_items(Some(32))
+        .build()
 }
 
 impl CreateKeyRequest {
@@ -101,7 +128,8 @@ pub struct KeyList {
 /// Body of a roll.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RollRequest {
-    /// Seconds the old key keeps working (0 to 2592000; default 3600).
+    /// Seconds the old key keeps working (0 to 2592000, 30 days; default 3600).
+    #[schema(minimum = 0, maximum = 2592000)]
     pub expire_old_in: Option<u64>,
 }
 
@@ -109,6 +137,7 @@ pub struct RollRequest {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct UserQuery {
     /// Only this user's keys (needs `keys.manage_all` for someone else).
+    #[param(value_type = Option<Username>)]
     pub user: Option<String>,
 }
 
@@ -127,6 +156,7 @@ impl UserQuery {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct NameQuery {
     /// Name for the new key (default `API key`).
+    #[param(schema_with = key_name_schema)]
     pub name: Option<String>,
 }
 

@@ -40,6 +40,8 @@ pub struct HttpState {
     pub limits: Arc<crate::auth::ratelimit::RateLimits>,
     /// Served over HTTPS (`public_url`): answers carry HSTS.
     pub https: bool,
+    /// The OpenAPI document of this configuration, made on the first request for it.
+    pub openapi: std::sync::OnceLock<String>,
 }
 
 /// Builds the actix server on a bound listener.
@@ -51,6 +53,7 @@ pub fn server(ctx: Arc<Ctx>, listener: TcpListener) -> std::io::Result<Server> {
         trusted: extract::TrustedProxies::from_settings(&ctx.settings),
         limits,
         https: ctx.settings.is_https(),
+        openapi: std::sync::OnceLock::new(),
     });
     let ctx_data = web::Data::from(ctx.clone());
     let workers = if ctx.settings.workers == 0 {

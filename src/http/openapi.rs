@@ -8,19 +8,21 @@
 //! Authorize dialog fills in either. Its page needs inline styles, so `/api/swagger/` alone gets
 //! a CSP with `style-src 'unsafe-inline'`; scripts stay `'self'` only.
 
-use std::sync::OnceLock;
-
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
+use utoipa::openapi::schema::{Object, Schema};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::RefOr;
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use super::{accounts, health, jwks};
+use super::{accounts, health, jwks, HttpState};
+use crate::config::Settings;
 use crate::error::{ErrorBody, ErrorDetail};
+use crate::services::Ctx;
 
 /// Adds the two security schemes.
 struct SecuritySchemes;
@@ -65,8 +67,8 @@ impl Modify for SecuritySchemes {
 )]
 pub struct ApiDoc;
 
-/// The whole document.
-pub fn document() -> utoipa::openapi::OpenApi {
+/// The whole document, with the rules this server's configuration sets.
+pub fn document(settings: &Settings) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::browser::BrowserApi::openapi());
     doc.merge(accounts::AccountsApi::openapi());
@@ -75,7 +77,42 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::keys::KeysApi::openapi());
     doc.merge(super::verify::VerifyApi::openapi());
     document_common_failures(&mut doc);
+    document_configured_rules(&mut doc, settings);
     doc
+}
+
+/// A property of a component schema, when both are plain objects.
+fn property_mut<'a>(
+    doc: &'a mut utoipa::openapi::OpenApi,
+    schema: &str,
+    field: &str,
+) -> Option<&'a mut Object> {
+    let schemas = &mut doc.components.as_mut()?.schemas;
+    let RefOr::T(Schema::Object(object)) = schemas.get_mut(schema)? else {
+        return None;
+    };
+    match object.properties.get_mut(field)? {
+        RefOr::T(Schema::Object(property)) => Some(property),
+        _ => None,
+    }
+}
+
+/// States the input rules that come from the configuration: the plans a key may name and the
+/// password lengths (strength, judged by zxcvbn, is beyond a schema).
+fn document_configured_rules(doc: &mut utoipa::openapi::OpenApi, settings: &Settings) {
+    if let Some(plan) = property_mut(doc, "CreateKeyRequest", "plan") {
+        let names = settings
+            .plans
+            .keys()
+            .map(|p| serde_json::Value::from(p.as_str()));
+        plan.enum_values = Some(names.chain([serde_json::Value::Null]).collect());
+    }
+    for schema in ["CreateUser", "UpdateUser"] {
+        if let Some(password) = property_mut(doc, schema, "password") {
+            password.min_length = Some(settings.password.min_length);
+            password.max_length = Some(settings.password.max_length);
+        }
+    }
 }
 
 /// Adds the failures every operation of a kind can answer with, where its own annotation does
@@ -125,9 +162,12 @@ fn document_common_failures(doc: &mut utoipa::openapi::OpenApi) {
 /// This OpenAPI 3.1 document.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
-pub async fn openapi_json() -> HttpResponse {
-    static DOC: OnceLock<String> = OnceLock::new();
-    let body = DOC.get_or_init(|| document().to_json().unwrap_or_else(|_| String::from("{}")));
+pub async fn openapi_json(ctx: web::Data<Ctx>, state: web::Data<HttpState>) -> HttpResponse {
+    let body = state.openapi.get_or_init(|| {
+        document(&ctx.settings)
+            .to_json()
+            .unwrap_or_else(|_| String::from("{}"))
+    });
     HttpResponse::Ok()
         .content_type("application/json")
         .body(body.clone())

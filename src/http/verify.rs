@@ -216,6 +216,7 @@ pub struct ForwardQuery {
     /// Comma-separated scopes the credential must hold (a key without scopes holds all).
     pub scope: Option<String>,
     /// `live` or `test`: the credential must be of this mode.
+    #[param(value_type = Option<crate::services::types::Mode>)]
     pub mode: Option<String>,
 }
 

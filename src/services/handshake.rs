@@ -277,18 +277,7 @@ pub async fn create_tenant(
             "the tenant public key is not a valid X25519 key",
         ));
     }
-    let name = name.trim().to_owned();
-    if name.is_empty() || name.len() > 100 {
-        return Err(Error::bad_request(
-            "tenant name must be 1 to 100 characters",
-        ));
-    }
-    let slug = super::tenants::slugify(&name);
-    if slug.is_empty() {
-        return Err(Error::bad_request(
-            "tenant name needs at least one letter or digit",
-        ));
-    }
+    let (name, slug) = super::tenants::name_and_slug(name)?;
     let id = TenantId::generate();
     let now = store::now();
     let tenant = ctx

@@ -18,10 +18,10 @@ pub fn slugify(name: &str) -> String {
     out.trim_end_matches('-').chars().take(48).collect()
 }
 
-/// Creates a tenant; `owner` (a user id) becomes its owner.
-pub async fn create(ctx: &Ctx, name: &str, owner: Option<i64>) -> Result<TenantRow> {
+/// A tenant's name (trimmed, 1–100 characters) and its slug, which needs a letter or digit.
+pub fn name_and_slug(name: &str) -> Result<(String, String)> {
     let name = name.trim().to_owned();
-    if name.is_empty() || name.len() > 100 {
+    if name.is_empty() || name.chars().count() > 100 {
         return Err(Error::bad_request(
             "tenant name must be 1 to 100 characters",
         ));
@@ -32,6 +32,12 @@ pub async fn create(ctx: &Ctx, name: &str, owner: Option<i64>) -> Result<TenantR
             "tenant name needs at least one letter or digit",
         ));
     }
+    Ok((name, slug))
+}
+
+/// Creates a tenant; `owner` (a user id) becomes its owner.
+pub async fn create(ctx: &Ctx, name: &str, owner: Option<i64>) -> Result<TenantRow> {
+    let (name, slug) = name_and_slug(name)?;
     let id = TenantId::generate();
     let now = store::now();
     ctx.db

@@ -1242,7 +1242,10 @@ async fn brands_and_portal_token_scope_and_refusals() {
 
 #[test]
 fn openapi_lists_the_browser_endpoints() {
-    let doc = serde_json::to_value(gatehouse::http::openapi::document()).unwrap();
+    let doc = serde_json::to_value(gatehouse::http::openapi::document(
+        &gatehouse::config::Settings::default(),
+    ))
+    .unwrap();
     for path in [
         "/v1/auth/magic-link",
         "/v1/auth/verify",

@@ -1113,7 +1113,7 @@ async fn cli_login_signs_in_and_pins_the_server_key() {
 
 #[tokio::test]
 async fn openapi_lists_the_handshake_endpoints() {
-    let doc = gatehouse::http::openapi::document();
+    let doc = gatehouse::http::openapi::document(&gatehouse::config::Settings::default());
     let json = serde_json::to_value(&doc).unwrap();
     for p in [
         "/api/session",

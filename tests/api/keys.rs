@@ -867,7 +867,10 @@ async fn disabling_the_owner_stops_the_key_at_once() {
 
 #[tokio::test]
 async fn openapi_lists_the_key_endpoints_with_both_schemes() {
-    let doc = serde_json::to_value(gatehouse::http::openapi::document()).unwrap();
+    let doc = serde_json::to_value(gatehouse::http::openapi::document(
+        &gatehouse::config::Settings::default(),
+    ))
+    .unwrap();
     for path in [
         "/v1/api-keys",
         "/v1/api-keys/{id}",

@@ -353,6 +353,513 @@ sys.exit(1 if bad else 0)
     );
 }
 
+/// A field or query parameter the server checks, and values on both sides of its rule.
+struct Rule {
+    method: &'static str,
+    /// The documented route.
+    route: &'static str,
+    /// The path called.
+    path: String,
+    /// The rest of a valid body (`Null` for a query parameter or a path segment).
+    base: Value,
+    /// Where the value goes.
+    at: At,
+    /// Values the server refuses with 400.
+    refused: Vec<Value>,
+    /// Values the server takes (any answer but 400: the call may still be refused for
+    /// who makes it, or find nothing).
+    accepted: Vec<Value>,
+}
+
+#[derive(Clone, Copy)]
+enum At {
+    Body(&'static str),
+    Query(&'static str),
+    /// The path's `{name}` segment (percent-encoded).
+    Path(&'static str),
+}
+
+fn rule(
+    method: &'static str,
+    route: &'static str,
+    path: &str,
+    base: Value,
+    at: At,
+    refused: Vec<Value>,
+    accepted: Vec<Value>,
+) -> Rule {
+    Rule {
+        method,
+        route,
+        path: path.to_owned(),
+        base,
+        at,
+        refused,
+        accepted,
+    }
+}
+
+/// The schema the document gives a rule's value: the request body's property (through its
+/// `$ref`) or the parameter's.
+fn documented_schema(doc: &Value, r: &Rule) -> Value {
+    let op = &doc["paths"][r.route][r.method];
+    let schema = match r.at {
+        At::Body(field) => {
+            let body = &op["requestBody"]["content"]["application/json"]["schema"];
+            let body = match body["$ref"].as_str() {
+                Some(name) => &doc["components"]["schemas"][name.rsplit('/').next().unwrap()],
+                None => body,
+            };
+            body["properties"][field].clone()
+        }
+        At::Query(name) | At::Path(name) => op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["schema"].clone())
+            .unwrap_or(Value::Null),
+    };
+    assert!(
+        schema.is_object(),
+        "{} {} documents no schema for {}",
+        r.method,
+        r.route,
+        match r.at {
+            At::Body(n) | At::Query(n) | At::Path(n) => n,
+        }
+    );
+    schema
+}
+
+/// Every input rule a request schema states is the server's: a value the server refuses with
+/// 400 the documented schema refuses too, and a value the server takes the schema accepts. A
+/// client (or a generator such as schemathesis) that follows the document is then never
+/// refused for the shape of what it sends. The values straddle each rule's edges: lengths, the
+/// characters allowed, the formats of ids, e-mail addresses, base64url keys and lifetimes.
+#[tokio::test]
+async fn documented_input_rules_are_the_servers() {
+    let app = spawn().await;
+    let admin = app.create_user("root", STRONG_PASSWORD, true).await;
+    app.create_user("plain", STRONG_PASSWORD, false).await;
+    let plain = app.create_user("plain2", STRONG_PASSWORD, false).await;
+    let key = crate::keys::new_key(&app, "root", |_| {}).await;
+    let doc = document(&app).await;
+    let s = |v: &str| json!(v);
+    let x = |n: usize| json!("x".repeat(n));
+    let key32 = gatehouse::crypto::b64(&[7u8; 32]);
+    let refused_emails = || {
+        [
+            "",
+            "a",
+            "a@b",
+            "@b.co",
+            "a@.b.co",
+            "a@b.co.",
+            "a@b@c.co",
+            "a b@c.co",
+            "a@b\u{7}.co",
+        ]
+        .map(s)
+        .to_vec()
+    };
+    let accepted_emails = || {
+        ["a@b.co", "first.last+tag@example.org", "ü@exämple.de"]
+            .map(s)
+            .to_vec()
+    };
+    let other_tenant = "ten_0123456789abcdef";
+    let refused_tenants = || {
+        [
+            "",
+            "default",
+            "ten_0123",
+            "ten_0123456789ABCDEF",
+            "ten_0123456789abcdefa",
+        ]
+        .map(s)
+        .to_vec()
+    };
+    let rules = vec![
+        rule(
+            "post",
+            "/v1/api-keys",
+            "/v1/api-keys",
+            json!({"name": "k"}),
+            At::Body("name"),
+            vec![s(""), s("   "), s("a\u{7}b"), s("a\u{85}b"), x(101)],
+            vec![s("k"), s(" spaced name "), json!("é".repeat(100))],
+        ),
+        rule(
+            "post",
+            "/v1/api-keys",
+            "/v1/api-keys",
+            json!({"name": "k"}),
+            At::Body("mode"),
+            vec![s(""), s("prod"), s("LIVE")],
+            vec![s("live"), s("test"), Value::Null],
+        ),
+        rule(
+            "post",
+            "/v1/api-keys",
+            "/v1/api-keys",
+            json!({"name": "k"}),
+            At::Body("scopes"),
+            vec![
+                json!([""]),
+                json!(["a b"]),
+                json!(["x".repeat(65)]),
+                json!(vec!["s"; 33]),
+            ],
+            vec![
+                json!([]),
+                json!(["read", "a.b:c_d-e*/f"]),
+                json!(vec!["s"; 32]),
+            ],
+        ),
+        rule(
+            "post",
+            "/v1/api-keys",
+            "/v1/api-keys",
+            json!({"name": "k"}),
+            At::Body("tenant_id"),
+            refused_tenants(),
+            vec![s(other_tenant)],
+        ),
+        rule(
+            "post",
+            "/v1/api-keys",
+            "/v1/api-keys",
+            json!({"name": "k"}),
+            At::Body("user"),
+            vec![s(""), s("a b"), x(65), s("é")],
+            vec![s("plain"), s("nobody.else_-@x")],
+        ),
+        rule(
+            "post",
+            "/v1/api-keys",
+            "/v1/api-keys",
+            json!({"name": "k"}),
+            At::Body("plan"),
+            vec![s(""), s("platinum"), s("Free")],
+            vec![s("free"), s("pro"), Value::Null],
+        ),
+        rule(
+            "post",
+            "/api/accounts/users/",
+            "/api/accounts/users/",
+            json!({"username": "pw.user"}),
+            At::Body("password"),
+            vec![
+                s("short"),
+                json!(format!("{STRONG_PASSWORD} {}", "x".repeat(1000))),
+            ],
+            vec![s(STRONG_PASSWORD)],
+        ),
+        rule(
+            "get",
+            "/v1/api-keys",
+            "/v1/api-keys",
+            Value::Null,
+            At::Query("user"),
+            vec![s(""), s("a b"), x(65)],
+            vec![s("root"), x(64)],
+        ),
+        rule(
+            "post",
+            "/v1/api-keys/{id}/roll",
+            "/v1/api-keys/999999/roll",
+            json!({}),
+            At::Body("expire_old_in"),
+            vec![json!(2_592_001), json!(-1), json!(1.5)],
+            vec![json!(0), json!(2_592_000)],
+        ),
+        rule(
+            "get",
+            "/keys/new",
+            "/keys/new",
+            Value::Null,
+            At::Query("name"),
+            vec![s(""), s(" "), x(101)],
+            vec![s("from the agent"), x(100)],
+        ),
+        rule(
+            "post",
+            "/api/accounts/users/",
+            "/api/accounts/users/",
+            json!({}),
+            At::Body("username"),
+            vec![s(""), s("a b"), x(65), s("é")],
+            vec![s("new.user_1-x@y"), x(64)],
+        ),
+        rule(
+            "patch",
+            "/api/accounts/users/{id}/",
+            &format!("/api/accounts/users/{plain}/"),
+            json!({}),
+            At::Body("email"),
+            refused_emails(),
+            accepted_emails(),
+        ),
+        rule(
+            "patch",
+            "/api/accounts/users/{id}/",
+            &format!("/api/accounts/users/{plain}/"),
+            json!({}),
+            At::Body("permissions"),
+            vec![json!(["nope"]), json!(["users.view", "admin"])],
+            vec![json!(["users.view", "audit.view"]), json!([])],
+        ),
+        rule(
+            "post",
+            "/v1/auth/magic-link",
+            "/v1/auth/magic-link",
+            json!({}),
+            At::Body("email"),
+            refused_emails(),
+            accepted_emails(),
+        ),
+        rule(
+            "post",
+            "/v1/auth/verify",
+            "/v1/auth/verify",
+            json!({}),
+            At::Body("token"),
+            vec![
+                s(""),
+                s("ml_short"),
+                json!(format!("mx_{}", "a".repeat(43))),
+                json!(format!("ml_{}", "-".repeat(43))),
+            ],
+            vec![json!(format!("ml_{}", "aZ9".repeat(14) + "q"))],
+        ),
+        rule(
+            "post",
+            "/v1/auth/session/organization",
+            "/v1/auth/session/organization",
+            json!({}),
+            At::Body("organization_id"),
+            refused_tenants(),
+            vec![s(other_tenant)],
+        ),
+        rule(
+            "post",
+            "/v1/brands",
+            "/v1/brands",
+            json!({}),
+            At::Body("name"),
+            vec![s(""), s(" - "), x(101)],
+            vec![s("Acme"), json!(format!("b{}", "é".repeat(99)))],
+        ),
+        rule(
+            "post",
+            "/v1/brands/{brand_id}/portal/token",
+            "/v1/brands/brd_none/portal/token",
+            json!({"customerEmail": "c@d.co"}),
+            At::Body("customerEmail"),
+            refused_emails(),
+            accepted_emails(),
+        ),
+        rule(
+            "post",
+            "/v1/brands/{brand_id}/portal/token",
+            "/v1/brands/brd_none/portal/token",
+            json!({"customerEmail": "c@d.co"}),
+            At::Body("expiresIn"),
+            vec![
+                s(""),
+                s("0m"),
+                s("10"),
+                s("5w"),
+                s("-5m"),
+                s("1.5h"),
+                s("h"),
+            ],
+            vec![s("30m"), s("24h"), s("7d"), s("90s"), s("007d")],
+        ),
+        rule(
+            "post",
+            "/v1/brands/{brand_id}/portal/token",
+            "/v1/brands/brd_none/portal/token",
+            json!({"customerEmail": "c@d.co"}),
+            At::Body("customerName"),
+            vec![x(201)],
+            vec![x(200), s("")],
+        ),
+        rule(
+            "post",
+            "/api/tenants",
+            "/api/tenants",
+            json!({"public_key": key32}),
+            At::Body("name"),
+            vec![s(""), s(" - "), x(101)],
+            vec![s("Tenant A"), json!(format!("t{}", "é".repeat(99)))],
+        ),
+        rule(
+            "post",
+            "/api/tenants",
+            "/api/tenants",
+            json!({"name": "Keyed"}),
+            At::Body("public_key"),
+            vec![
+                s(""),
+                s("abc"),
+                json!(format!("{}B", "A".repeat(42))),
+                json!(format!("{key32}A")),
+                json!(format!("{key32}=")),
+            ],
+            vec![s(&key32), json!(format!("{}w", "A".repeat(42)))],
+        ),
+        rule(
+            "post",
+            "/api/session/rotate-key",
+            "/api/session/rotate-key",
+            json!({"public_key": key32}),
+            At::Body("wrapping_key"),
+            vec![
+                s(""),
+                json!(format!("{}B", "A".repeat(42))),
+                json!(key32[..42].to_owned()),
+            ],
+            vec![s(&key32)],
+        ),
+        rule(
+            "post",
+            "/api/session",
+            "/api/session",
+            json!({"message": gatehouse::crypto::b64(&[9u8; 48])}),
+            At::Body("tenant_id"),
+            refused_tenants(),
+            vec![s(other_tenant)],
+        ),
+        rule(
+            "post",
+            "/api/session",
+            "/api/session",
+            json!({"tenant_id": other_tenant}),
+            At::Body("message"),
+            vec![
+                s(""),
+                x(63),
+                x(65),
+                s(&"!".repeat(64)),
+                json!(gatehouse::crypto::b64(&[9u8; 47])),
+            ],
+            vec![json!(gatehouse::crypto::b64(&[9u8; 48]))],
+        ),
+        rule(
+            "post",
+            "/api/session/confirm",
+            "/api/session/confirm",
+            json!({"handshake_id": "hs_unknown"}),
+            At::Body("message"),
+            vec![
+                s(""),
+                x(127),
+                s(&"!".repeat(128)),
+                json!(gatehouse::crypto::b64(&[9u8; 95])),
+            ],
+            vec![json!(gatehouse::crypto::b64(&[9u8; 96]))],
+        ),
+        rule(
+            "post",
+            "/api/runs",
+            "/api/runs",
+            json!({}),
+            At::Body("workflow"),
+            vec![s(""), s("a b"), x(65), s("ä")],
+            vec![s("build.main_1-x"), x(64)],
+        ),
+        rule(
+            "get",
+            "/api/secrets/{name}",
+            "/api/secrets/{name}",
+            Value::Null,
+            At::Path("name"),
+            vec![s("a b"), x(129), s("ä")],
+            vec![s("db.password"), s("team/db_url-1"), x(128)],
+        ),
+    ];
+    let _ = admin;
+    let mut samples = Vec::new();
+    for r in &rules {
+        let schema = documented_schema(&doc, r);
+        let cases = r.refused.iter().map(|v| (v, false));
+        for (value, accepted) in cases.chain(r.accepted.iter().map(|v| (v, true))) {
+            let text = |v: &Value| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string())
+            };
+            let (path, body, query) = match r.at {
+                At::Body(field) => {
+                    let mut body = r.base.clone();
+                    body[field] = value.clone();
+                    (r.path.clone(), Some(body), None)
+                }
+                At::Query(name) => (r.path.clone(), None, Some((name, text(value)))),
+                At::Path(name) => {
+                    let segment: String = text(value)
+                        .bytes()
+                        .map(|b| match b {
+                            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => {
+                                char::from(b).to_string()
+                            }
+                            _ => format!("%{b:02X}"),
+                        })
+                        .collect();
+                    (r.path.replace(&format!("{{{name}}}"), &segment), None, None)
+                }
+            };
+            let req = request(&app, r.method, &app.url(&path)).header("X-API-Key", &key);
+            let req = match (body, query) {
+                (Some(b), _) => req.json(&b),
+                (None, Some(q)) => req.query(&[q]),
+                (None, None) => req,
+            };
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let answer = resp.text().await.unwrap();
+            let call = format!("{} {path} with {value}", r.method);
+            if accepted {
+                assert_ne!(status, 400, "the server refused {call}: {answer}");
+            } else {
+                assert_eq!(status, 400, "the server did not refuse {call}: {answer}");
+            }
+            samples.push(json!({
+                "call": call,
+                "schema": schema,
+                "value": value,
+                "valid": accepted,
+            }));
+        }
+    }
+    assert!(samples.len() >= 120, "only {} samples", samples.len());
+    let file = app.dir.path().join("rules.json");
+    let all = json!({ "components": doc["components"], "samples": samples });
+    std::fs::write(&file, serde_json::to_vec(&all).unwrap()).unwrap();
+    let check = r#"
+import json, sys
+from jsonschema import Draft202012Validator
+doc = json.load(open(sys.argv[1]))
+bad = []
+for s in doc["samples"]:
+    schema = dict(s["schema"], components=doc["components"])
+    valid = Draft202012Validator(schema).is_valid(s["value"])
+    if valid != s["valid"]:
+        verdict = "accepts" if valid else "refuses"
+        bad.append(f'the document {verdict} what the server does not: {s["call"]}')
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+"#;
+    python_accepts(
+        &["-c", check],
+        &file,
+        "jsonschema: pip install openapi-spec-validator",
+        "",
+    );
+}
+
 #[tokio::test]
 async fn swagger_ui_is_served_with_a_scoped_csp_exception() {
     let app = spawn().await;
