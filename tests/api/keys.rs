@@ -248,6 +248,24 @@ async fn create_validation_failures() {
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 }
 
+/// A roll of key `id` with a raw body of the given content type, or with no body at all.
+async fn roll_raw(
+    app: &TestApp,
+    id: i64,
+    key: &str,
+    body: Option<(&str, &'static str)>,
+) -> reqwest::Response {
+    let req = app
+        .client
+        .post(app.url(&format!("/v1/api-keys/{id}/roll")))
+        .bearer_auth(key);
+    let req = match body {
+        Some((content_type, body)) => req.header("content-type", content_type).body(body),
+        None => req,
+    };
+    req.send().await.unwrap()
+}
+
 #[tokio::test]
 async fn roll_keeps_the_old_key_for_the_overlap() {
     let app = spawn().await;
@@ -296,25 +314,15 @@ async fn roll_keeps_the_old_key_for_the_overlap() {
         let msg = error_message(r, 400).await;
         assert!(msg.starts_with("Invalid request body"), "{msg}");
     }
-    let r = app
-        .client
-        .post(app.url(&format!("/v1/api-keys/{new_id}/roll")))
-        .bearer_auth(&new)
-        .header("content-type", "application/json")
-        .body("{\"expire_old_in\": 60")
-        .send()
-        .await
-        .unwrap();
+    let r = roll_raw(
+        &app,
+        new_id,
+        &new,
+        Some(("application/json", "{\"expire_old_in\": 60")),
+    )
+    .await;
     assert!(error_message(r, 400).await.starts_with("Malformed JSON"));
-    let r = app
-        .client
-        .post(app.url(&format!("/v1/api-keys/{new_id}/roll")))
-        .bearer_auth(&new)
-        .header("content-type", "text/plain")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let r = roll_raw(&app, new_id, &new, Some(("text/plain", "{}"))).await;
     error_message(r, 415).await;
     // A zero overlap ends the old key at once, though the cache knows it.
     let r = post(
@@ -332,21 +340,8 @@ async fn roll_keeps_the_old_key_for_the_overlap() {
     let third = third["secret"].as_str().unwrap();
     assert_eq!(get(&app, "/v1/api-keys", third).await.status(), 200);
     // Rolling an expired key is a conflict; no body at all takes the default overlap.
-    let r = app
-        .client
-        .post(app.url(&format!("/v1/api-keys/{new_id}/roll")))
-        .bearer_auth(third)
-        .send()
-        .await
-        .unwrap();
-    error_message(r, 409).await;
-    let r = app
-        .client
-        .post(app.url(&format!("/v1/api-keys/{third_id}/roll")))
-        .bearer_auth(third)
-        .send()
-        .await
-        .unwrap();
+    error_message(roll_raw(&app, new_id, third, None).await, 409).await;
+    let r = roll_raw(&app, third_id, third, None).await;
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.unwrap();
     let old_exp = v["old_expires_at"].as_i64().unwrap();

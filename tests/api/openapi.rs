@@ -51,6 +51,38 @@ fn python_accepts(args: &[&str], file: &std::path::Path, install: &str, context:
     );
 }
 
+/// Checks `samples` (each with its `schema` and `call`) with Python's `jsonschema`: `per_sample`
+/// is Python run for each sample `s` with its `validator`, appending what fails to `bad`.
+fn check_with_jsonschema(
+    app: &TestApp,
+    doc: &Value,
+    samples: Vec<Value>,
+    per_sample: &str,
+    context: &str,
+) {
+    let file = app.dir.path().join("samples.json");
+    let all = json!({ "components": doc["components"], "samples": samples });
+    std::fs::write(&file, serde_json::to_vec(&all).unwrap()).unwrap();
+    let script = r#"
+import json, sys
+from jsonschema import Draft202012Validator
+doc = json.load(open(sys.argv[1]))
+bad = []
+for s in doc["samples"]:
+    validator = Draft202012Validator(dict(s["schema"], components=doc["components"]))
+PER_SAMPLE
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+"#
+    .replace("PER_SAMPLE", per_sample);
+    python_accepts(
+        &["-c", &script],
+        &file,
+        "jsonschema: pip install openapi-spec-validator",
+        context,
+    );
+}
+
 #[tokio::test]
 async fn every_route_is_served_and_documented_and_nothing_else() {
     let app = spawn().await;
@@ -330,25 +362,14 @@ async fn real_answers_match_their_documented_schemas() {
         "only {} JSON answers checked",
         samples.len()
     );
-    let file = app.dir.path().join("samples.json");
-    let all = json!({ "components": doc["components"], "samples": samples });
-    std::fs::write(&file, serde_json::to_vec(&all).unwrap()).unwrap();
-    let check = r#"
-import json, sys
-from jsonschema import Draft202012Validator
-doc = json.load(open(sys.argv[1]))
-bad = []
-for s in doc["samples"]:
-    schema = dict(s["schema"], components=doc["components"])
-    for e in Draft202012Validator(schema).iter_errors(s["answer"]):
+    check_with_jsonschema(
+        &app,
+        &doc,
+        samples,
+        r#"
+    for e in validator.iter_errors(s["answer"]):
         bad.append(f'{s["call"]}: {e.message} at {list(e.absolute_path)}')
-print("\n".join(bad))
-sys.exit(1 if bad else 0)
-"#;
-    python_accepts(
-        &["-c", check],
-        &file,
-        "jsonschema: pip install openapi-spec-validator",
+"#,
         "answers that do not match the document:\n",
     );
 }
@@ -480,31 +501,92 @@ async fn documented_input_rules_are_the_servers() {
         .map(s)
         .to_vec()
     };
-    let rules = vec![
+    let m1 = gatehouse::crypto::b64(&[9u8; 48]);
+    // A rule of a POST body, the route being the path.
+    let post = |route: &'static str, base: Value| {
+        move |field, refused, accepted| {
+            rule(
+                "post",
+                route,
+                route,
+                base.clone(),
+                At::Body(field),
+                refused,
+                accepted,
+            )
+        }
+    };
+    let new_key = post("/v1/api-keys", json!({"name": "k"}));
+    let user = post("/api/accounts/users/", json!({"username": "pw.user"}));
+    let patch_user = |field, refused, accepted| {
+        let path = format!("/api/accounts/users/{plain}/");
+        let route = "/api/accounts/users/{id}/";
+        rule(
+            "patch",
+            route,
+            &path,
+            json!({}),
+            At::Body(field),
+            refused,
+            accepted,
+        )
+    };
+    let portal = |field, refused, accepted| {
+        let (route, path) = (
+            "/v1/brands/{brand_id}/portal/token",
+            "/v1/brands/brd_x/portal/token",
+        );
+        let base = json!({"customerEmail": "c@d.co"});
         rule(
             "post",
-            "/v1/api-keys",
-            "/v1/api-keys",
-            json!({"name": "k"}),
-            At::Body("name"),
+            route,
+            path,
+            base,
+            At::Body(field),
+            refused,
+            accepted,
+        )
+    };
+    let tenant = post(
+        "/api/tenants",
+        json!({"name": "Keyed", "public_key": key32}),
+    );
+    let begin = post(
+        "/api/session",
+        json!({"tenant_id": other_tenant, "message": m1}),
+    );
+    let query = |route: &'static str, name, refused, accepted| {
+        rule(
+            "get",
+            route,
+            route,
+            Value::Null,
+            At::Query(name),
+            refused,
+            accepted,
+        )
+    };
+    let bad_key32 = || {
+        vec![
+            s(""),
+            s("abc"),
+            json!(format!("{}B", "A".repeat(42))),
+            json!(key32[..42].to_owned()),
+        ]
+    };
+    let rules = vec![
+        new_key(
+            "name",
             vec![s(""), s("   "), s("a\u{7}b"), s("a\u{85}b"), x(101)],
             vec![s("k"), s(" spaced name "), json!("é".repeat(100))],
         ),
-        rule(
-            "post",
-            "/v1/api-keys",
-            "/v1/api-keys",
-            json!({"name": "k"}),
-            At::Body("mode"),
+        new_key(
+            "mode",
             vec![s(""), s("prod"), s("LIVE")],
             vec![s("live"), s("test"), Value::Null],
         ),
-        rule(
-            "post",
-            "/v1/api-keys",
-            "/v1/api-keys",
-            json!({"name": "k"}),
-            At::Body("scopes"),
+        new_key(
+            "scopes",
             vec![
                 json!([""]),
                 json!(["a b"]),
@@ -517,51 +599,20 @@ async fn documented_input_rules_are_the_servers() {
                 json!(vec!["s"; 32]),
             ],
         ),
-        rule(
-            "post",
-            "/v1/api-keys",
-            "/v1/api-keys",
-            json!({"name": "k"}),
-            At::Body("tenant_id"),
-            refused_tenants(),
-            vec![s(other_tenant)],
-        ),
-        rule(
-            "post",
-            "/v1/api-keys",
-            "/v1/api-keys",
-            json!({"name": "k"}),
-            At::Body("user"),
+        new_key("tenant_id", refused_tenants(), vec![s(other_tenant)]),
+        new_key(
+            "user",
             vec![s(""), s("a b"), x(65), s("é")],
             vec![s("plain"), s("nobody.else_-@x")],
         ),
-        rule(
-            "post",
-            "/v1/api-keys",
-            "/v1/api-keys",
-            json!({"name": "k"}),
-            At::Body("plan"),
+        new_key(
+            "plan",
             vec![s(""), s("platinum"), s("Free")],
             vec![s("free"), s("pro"), Value::Null],
         ),
-        rule(
-            "post",
-            "/api/accounts/users/",
-            "/api/accounts/users/",
-            json!({"username": "pw.user"}),
-            At::Body("password"),
-            vec![
-                s("short"),
-                json!(format!("{STRONG_PASSWORD} {}", "x".repeat(1000))),
-            ],
-            vec![s(STRONG_PASSWORD)],
-        ),
-        rule(
-            "get",
+        query(
             "/v1/api-keys",
-            "/v1/api-keys",
-            Value::Null,
-            At::Query("user"),
+            "user",
             vec![s(""), s("a b"), x(65)],
             vec![s("root"), x(64)],
         ),
@@ -574,57 +625,34 @@ async fn documented_input_rules_are_the_servers() {
             vec![json!(2_592_001), json!(-1), json!(1.5)],
             vec![json!(0), json!(2_592_000)],
         ),
-        rule(
-            "get",
+        query(
             "/keys/new",
-            "/keys/new",
-            Value::Null,
-            At::Query("name"),
+            "name",
             vec![s(""), s(" "), x(101)],
             vec![s("from the agent"), x(100)],
         ),
-        rule(
-            "post",
-            "/api/accounts/users/",
-            "/api/accounts/users/",
-            json!({}),
-            At::Body("username"),
+        user(
+            "username",
             vec![s(""), s("a b"), x(65), s("é")],
             vec![s("new.user_1-x@y"), x(64)],
         ),
-        rule(
-            "patch",
-            "/api/accounts/users/{id}/",
-            &format!("/api/accounts/users/{plain}/"),
-            json!({}),
-            At::Body("email"),
-            refused_emails(),
-            accepted_emails(),
+        user(
+            "password",
+            vec![
+                s("short"),
+                json!(format!("{STRONG_PASSWORD} {}", "x".repeat(1000))),
+            ],
+            vec![s(STRONG_PASSWORD)],
         ),
-        rule(
-            "patch",
-            "/api/accounts/users/{id}/",
-            &format!("/api/accounts/users/{plain}/"),
-            json!({}),
-            At::Body("permissions"),
+        patch_user("email", refused_emails(), accepted_emails()),
+        patch_user(
+            "permissions",
             vec![json!(["nope"]), json!(["users.view", "admin"])],
             vec![json!(["users.view", "audit.view"]), json!([])],
         ),
-        rule(
-            "post",
-            "/v1/auth/magic-link",
-            "/v1/auth/magic-link",
-            json!({}),
-            At::Body("email"),
-            refused_emails(),
-            accepted_emails(),
-        ),
-        rule(
-            "post",
-            "/v1/auth/verify",
-            "/v1/auth/verify",
-            json!({}),
-            At::Body("token"),
+        post("/v1/auth/magic-link", json!({}))("email", refused_emails(), accepted_emails()),
+        post("/v1/auth/verify", json!({}))(
+            "token",
             vec![
                 s(""),
                 s("ml_short"),
@@ -633,39 +661,19 @@ async fn documented_input_rules_are_the_servers() {
             ],
             vec![json!(format!("ml_{}", "aZ9".repeat(14) + "q"))],
         ),
-        rule(
-            "post",
-            "/v1/auth/session/organization",
-            "/v1/auth/session/organization",
-            json!({}),
-            At::Body("organization_id"),
+        post("/v1/auth/session/organization", json!({}))(
+            "organization_id",
             refused_tenants(),
             vec![s(other_tenant)],
         ),
-        rule(
-            "post",
-            "/v1/brands",
-            "/v1/brands",
-            json!({}),
-            At::Body("name"),
+        post("/v1/brands", json!({}))(
+            "name",
             vec![s(""), s(" - "), x(101)],
             vec![s("Acme"), json!(format!("b{}", "é".repeat(99)))],
         ),
-        rule(
-            "post",
-            "/v1/brands/{brand_id}/portal/token",
-            "/v1/brands/brd_none/portal/token",
-            json!({"customerEmail": "c@d.co"}),
-            At::Body("customerEmail"),
-            refused_emails(),
-            accepted_emails(),
-        ),
-        rule(
-            "post",
-            "/v1/brands/{brand_id}/portal/token",
-            "/v1/brands/brd_none/portal/token",
-            json!({"customerEmail": "c@d.co"}),
-            At::Body("expiresIn"),
+        portal("customerEmail", refused_emails(), accepted_emails()),
+        portal(
+            "expiresIn",
             vec![
                 s(""),
                 s("0m"),
@@ -677,67 +685,29 @@ async fn documented_input_rules_are_the_servers() {
             ],
             vec![s("30m"), s("24h"), s("7d"), s("90s"), s("007d")],
         ),
-        rule(
-            "post",
-            "/v1/brands/{brand_id}/portal/token",
-            "/v1/brands/brd_none/portal/token",
-            json!({"customerEmail": "c@d.co"}),
-            At::Body("customerName"),
-            vec![x(201)],
-            vec![x(200), s("")],
-        ),
-        rule(
-            "post",
-            "/api/tenants",
-            "/api/tenants",
-            json!({"public_key": key32}),
-            At::Body("name"),
+        portal("customerName", vec![x(201)], vec![x(200), s("")]),
+        tenant(
+            "name",
             vec![s(""), s(" - "), x(101)],
             vec![s("Tenant A"), json!(format!("t{}", "é".repeat(99)))],
         ),
-        rule(
-            "post",
-            "/api/tenants",
-            "/api/tenants",
-            json!({"name": "Keyed"}),
-            At::Body("public_key"),
-            vec![
-                s(""),
-                s("abc"),
-                json!(format!("{}B", "A".repeat(42))),
-                json!(format!("{key32}A")),
-                json!(format!("{key32}=")),
-            ],
+        tenant(
+            "public_key",
+            [
+                bad_key32(),
+                vec![json!(format!("{key32}A")), json!(format!("{key32}="))],
+            ]
+            .concat(),
             vec![s(&key32), json!(format!("{}w", "A".repeat(42)))],
         ),
-        rule(
-            "post",
-            "/api/session/rotate-key",
-            "/api/session/rotate-key",
-            json!({"public_key": key32}),
-            At::Body("wrapping_key"),
-            vec![
-                s(""),
-                json!(format!("{}B", "A".repeat(42))),
-                json!(key32[..42].to_owned()),
-            ],
+        post("/api/session/rotate-key", json!({"public_key": key32}))(
+            "wrapping_key",
+            bad_key32(),
             vec![s(&key32)],
         ),
-        rule(
-            "post",
-            "/api/session",
-            "/api/session",
-            json!({"message": gatehouse::crypto::b64(&[9u8; 48])}),
-            At::Body("tenant_id"),
-            refused_tenants(),
-            vec![s(other_tenant)],
-        ),
-        rule(
-            "post",
-            "/api/session",
-            "/api/session",
-            json!({"tenant_id": other_tenant}),
-            At::Body("message"),
+        begin("tenant_id", refused_tenants(), vec![s(other_tenant)]),
+        begin(
+            "message",
             vec![
                 s(""),
                 x(63),
@@ -745,14 +715,13 @@ async fn documented_input_rules_are_the_servers() {
                 s(&"!".repeat(64)),
                 json!(gatehouse::crypto::b64(&[9u8; 47])),
             ],
-            vec![json!(gatehouse::crypto::b64(&[9u8; 48]))],
+            vec![s(&m1)],
         ),
-        rule(
-            "post",
-            "/api/session/confirm",
+        post(
             "/api/session/confirm",
             json!({"handshake_id": "hs_unknown"}),
-            At::Body("message"),
+        )(
+            "message",
             vec![
                 s(""),
                 x(127),
@@ -761,12 +730,8 @@ async fn documented_input_rules_are_the_servers() {
             ],
             vec![json!(gatehouse::crypto::b64(&[9u8; 96]))],
         ),
-        rule(
-            "post",
-            "/api/runs",
-            "/api/runs",
-            json!({}),
-            At::Body("workflow"),
+        post("/api/runs", json!({}))(
+            "workflow",
             vec![s(""), s("a b"), x(65), s("ä")],
             vec![s("build.main_1-x"), x(64)],
         ),
@@ -835,27 +800,15 @@ async fn documented_input_rules_are_the_servers() {
         }
     }
     assert!(samples.len() >= 120, "only {} samples", samples.len());
-    let file = app.dir.path().join("rules.json");
-    let all = json!({ "components": doc["components"], "samples": samples });
-    std::fs::write(&file, serde_json::to_vec(&all).unwrap()).unwrap();
-    let check = r#"
-import json, sys
-from jsonschema import Draft202012Validator
-doc = json.load(open(sys.argv[1]))
-bad = []
-for s in doc["samples"]:
-    schema = dict(s["schema"], components=doc["components"])
-    valid = Draft202012Validator(schema).is_valid(s["value"])
-    if valid != s["valid"]:
-        verdict = "accepts" if valid else "refuses"
+    check_with_jsonschema(
+        &app,
+        &doc,
+        samples,
+        r#"
+    if validator.is_valid(s["value"]) != s["valid"]:
+        verdict = "refuses" if s["valid"] else "accepts"
         bad.append(f'the document {verdict} what the server does not: {s["call"]}')
-print("\n".join(bad))
-sys.exit(1 if bad else 0)
-"#;
-    python_accepts(
-        &["-c", check],
-        &file,
-        "jsonschema: pip install openapi-spec-validator",
+"#,
         "",
     );
 }
