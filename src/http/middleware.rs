@@ -8,7 +8,7 @@ use std::time::Instant;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web;
 
@@ -151,8 +151,13 @@ fn is_structured(res: &actix_web::HttpResponse<impl MessageBody>) -> bool {
 /// 3. adds the security headers ([`add_security_headers`]);
 /// 4. counts the answer for `/metrics` and writes the request log line — method, redacted URI,
 ///    client, status and latency, never a header value.
+///
+/// A HEAD request is routed as the GET of its path (every path that serves GET serves HEAD, as
+/// RFC 9110 asks of a general-purpose server; uptime monitors use it), except the GET routes
+/// that change something ([`super::routes::GET_WITH_EFFECTS`]). actix's HTTP/1 codec decided
+/// from the request line that the answer goes out without its body; the log line keeps `HEAD`.
 pub async fn envelope<B: MessageBody + 'static>(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     let start = Instant::now();
@@ -174,6 +179,9 @@ pub async fn envelope<B: MessageBody + 'static>(
     if let Some(s) = &state {
         s.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
     }
+    if req.method() == Method::HEAD && head_is_get(req.path()) {
+        req.head_mut().method = Method::GET;
+    }
     // Never clone the request before routing: actix needs sole ownership to match the path.
     // Handler and extractor errors arrive here as responses already.
     let res = next.call(req).await.map(|res| {
@@ -183,7 +191,8 @@ pub async fn envelope<B: MessageBody + 'static>(
         } else {
             let headers = res.headers().clone();
             let (req, _) = res.into_parts();
-            ServiceResponse::new(req, rebuild(status, &headers)).map_into_right_body()
+            let head = head_is_get(req.path());
+            ServiceResponse::new(req, rebuild(status, &headers, head)).map_into_right_body()
         };
         super::auth_extract::finish_rate_limit(&mut res);
         add_security_headers(res.headers_mut(), state.as_ref().is_some_and(|s| s.https));
@@ -209,7 +218,16 @@ pub async fn envelope<B: MessageBody + 'static>(
     res
 }
 
-fn rebuild(status: StatusCode, old: &header::HeaderMap) -> actix_web::HttpResponse {
+/// Whether a HEAD of `path` is served as its GET (see [`envelope`]).
+fn head_is_get(path: &str) -> bool {
+    !super::routes::GET_WITH_EFFECTS.contains(&path)
+}
+
+fn rebuild(
+    status: StatusCode,
+    old: &header::HeaderMap,
+    head_is_get: bool,
+) -> actix_web::HttpResponse {
     let message = match status {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::METHOD_NOT_ALLOWED => "Method not allowed",
@@ -223,6 +241,14 @@ fn rebuild(status: StatusCode, old: &header::HeaderMap) -> actix_web::HttpRespon
     for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
         if let Some(v) = old.get(&name) {
             resp.headers_mut().insert(name, v.clone());
+        }
+    }
+    // A path that serves GET serves HEAD too (see `envelope`); actix lists only the routes.
+    if let Some(allow) = old.get(header::ALLOW).and_then(|v| v.to_str().ok()) {
+        if head_is_get && allow.split(", ").any(|m| m == "GET") {
+            if let Ok(v) = HeaderValue::from_str(&format!("{allow}, HEAD")) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
         }
     }
     resp.headers_mut()

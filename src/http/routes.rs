@@ -5,6 +5,11 @@ use actix_web::{web, HttpResponse};
 use super::{accounts, handshake, handshake_pages, health, jwks, openapi};
 use crate::error::{Error, Result};
 
+/// GET routes that change something (`GET /keys/new` creates a key: the agent API's
+/// contract). Every other path that serves GET serves HEAD as its GET without the body
+/// ([`super::middleware::envelope`]); these do not, or a HEAD would make a key no one sees.
+pub const GET_WITH_EFFECTS: &[&str] = &["/keys/new"];
+
 /// Every JSON (and text) endpoint, as `(method, path)` in OpenAPI spelling. The OpenAPI test
 /// checks each one is served and documented, and that the document lists nothing else. HTML
 /// pages (Swagger UI) are not part of it. Paths ending in `/` are also served without it.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use gatehouse::http::routes::ROUTES;
+use gatehouse::http::routes::{GET_WITH_EFFECTS, ROUTES};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -154,9 +154,10 @@ async fn every_route_is_served_and_documented_and_nothing_else() {
 }
 
 /// A method a path does not serve gets 405 in the error shape with `Allow` naming the ones it
-/// does, on every documented route and on the pages, never the 404 of an unknown path.
+/// does, on every documented route and on the pages, never the 404 of an unknown path; a path
+/// that serves GET serves HEAD too: GET's status and headers, no body.
 #[tokio::test]
-async fn a_method_a_path_does_not_serve_is_405_with_allow() {
+async fn a_method_a_path_does_not_serve_is_405_with_allow_and_get_brings_head() {
     let app = spawn().await;
     let mut served: std::collections::BTreeMap<&str, BTreeSet<String>> = Default::default();
     for (method, path) in ROUTES {
@@ -177,12 +178,18 @@ async fn a_method_a_path_does_not_serve_is_405_with_allow() {
     for page in ["/sign-in", "/sign-out", "/organization", "/admin/users"] {
         served.entry(page).or_default().insert("POST".into());
     }
+    for (path, methods) in served.iter_mut() {
+        if methods.contains("GET") && !GET_WITH_EFFECTS.contains(path) {
+            methods.insert("HEAD".into());
+        }
+    }
+    let mut heads = 0;
     for (path, methods) in &served {
         let url = app.url(&path.replace("{id}", "1").replace("{name}", "n"));
         let url = url
             .replace("{brand_id}", "brd_x")
             .replace("{action}", "disable");
-        for other in ["PUT", "PATCH", "TRACE"] {
+        for other in ["PUT", "PATCH", "TRACE", "HEAD"] {
             if methods.contains(other) {
                 continue;
             }
@@ -195,9 +202,50 @@ async fn a_method_a_path_does_not_serve_is_405_with_allow() {
                 .unwrap_or_default();
             assert_eq!(r.status(), 405, "{other} {path}");
             assert_eq!(&allow, methods, "Allow of {path}");
-            assert_eq!(error_message(r, 405).await, "Method not allowed");
+            if other != "HEAD" {
+                assert_eq!(error_message(r, 405).await, "Method not allowed");
+            }
+        }
+        if methods.contains("HEAD") {
+            let get = app.client.get(&url).send().await.unwrap();
+            let head = app.client.head(&url).send().await.unwrap();
+            assert_eq!(head.status(), get.status(), "HEAD {path}");
+            for name in ["content-type", "cache-control", "content-security-policy"] {
+                assert_eq!(
+                    head.headers().get(name),
+                    get.headers().get(name),
+                    "{name} of HEAD {path}"
+                );
+            }
+            assert!(
+                head.bytes().await.unwrap().is_empty(),
+                "HEAD {path} sent a body"
+            );
+            heads += 1;
         }
     }
+    assert!(heads >= 20, "only {heads} paths serve GET");
+    // A HEAD of `GET /keys/new` would make a key whose secret no one sees: it is refused.
+    app.create_user("agent", STRONG_PASSWORD, false).await;
+    let key = crate::keys::new_key(&app, "agent", |_| {}).await;
+    let listed = || async {
+        let r = app.client.get(app.url("/keys")).header("X-API-Key", &key);
+        let v: Value = r.send().await.unwrap().json().await.unwrap();
+        v["apiKeys"].as_array().unwrap().len()
+    };
+    let before = listed().await;
+    let r = app
+        .client
+        .head(app.url("/keys/new"))
+        .header("X-API-Key", &key);
+    assert_eq!(r.send().await.unwrap().status(), 405);
+    assert_eq!(listed().await, before);
+    let r = app
+        .client
+        .get(app.url("/keys/new"))
+        .header("X-API-Key", &key);
+    assert_eq!(r.send().await.unwrap().status(), 200);
+    assert_eq!(listed().await, before + 1);
 }
 
 #[tokio::test]
