@@ -65,7 +65,7 @@ pub struct CreateKeyRequest {
     pub mode: Option<String>,
     /// Rate-limit plan (default `keys.default_plan`; another plan needs `keys.manage_all`).
     pub plan: Option<String>,
-    /// Expiry, Unix seconds.
+    /// Expiry, Unix seconds; must be in the future (none: the key does not expire).
     pub expires_at: Option<i64>,
     /// Scopes (empty: the owner's full rights): at most 32, each 1–64 characters of letters,
     /// digits and `. : _ - * /`.
