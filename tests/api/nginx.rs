@@ -183,6 +183,14 @@ async fn nginx_auth_request_lets_valid_keys_through_and_stops_revoked_ones() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // Whatever the method of the app's request, the key is checked and lets it through.
+    for method in ["POST", "PUT", "PATCH", "DELETE", "HEAD"] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = app.client.request(m.clone(), &url).header("x-api-key", &k);
+        assert_eq!(r.send().await.unwrap().status(), 200, "{method} with a key");
+        let r = app.client.request(m, &url).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{method} without a key");
+    }
     let r = app.client.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let r = app.client.get(&url).bearer_auth(&k).send().await.unwrap();
