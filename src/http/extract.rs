@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::pin::Pin;
 
 use actix_web::error::JsonPayloadError;
-use actix_web::http::{header, StatusCode};
-use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::http::header;
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 
 use crate::config::{cidr_contains, parse_cidr, Settings};
@@ -115,35 +115,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
         let bytes = web::Bytes::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move {
-            let body = bytes.await.map_err(|e| {
-                let too_large =
-                    e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE;
-                let (status, msg) = if too_large {
-                    (StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large")
-                } else {
-                    (
-                        StatusCode::BAD_REQUEST,
-                        "The request body could not be read",
-                    )
-                };
-                actix_web::Error::from(actix_web::error::InternalError::from_response(
-                    msg,
-                    crate::error::json_error(status, msg),
-                ))
-            })?;
+            // A body over the limit is actix's 413, which the envelope middleware words.
+            let body = bytes.await?;
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(OptionalJson(None));
             }
-            let json =
-                req.mime_type().ok().flatten().is_some_and(|m| {
-                    m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json")
-                });
-            if !json {
-                return Err(json_error_handler(JsonPayloadError::ContentType, &req));
-            }
-            serde_json::from_slice(&body)
-                .map(|v| OptionalJson(Some(v)))
-                .map_err(|e| json_error_handler(JsonPayloadError::Deserialize(e), &req))
+            // Anything else is what `web::Json` makes of it: its content-type check, its
+            // limit, and `json_error_handler` for the failures (the app's `JsonConfig`).
+            let json = web::Json::<T>::from_request(&req, &mut Payload::from(body)).await?;
+            Ok(OptionalJson(Some(json.into_inner())))
         })
     }
 }

@@ -202,6 +202,15 @@ pub struct CreatedTenant {
     pub slug: String,
 }
 
+/// The `{name}` of the secret routes, as `secrets::check_name` accepts it.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SecretName {
+    /// Secret name: 1–128 letters, digits, `.`, `_`, `-` or `/` (percent-encoded in the path).
+    #[param(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._/-]{1,128}$")]
+    pub name: String,
+}
+
 /// A secret value to store.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -450,36 +459,34 @@ pub async fn list_secrets(ctx: web::Data<Ctx>, req: HttpRequest) -> Result<HttpR
 
 /// Stores a secret, encrypted with the tenant data key.
 #[utoipa::path(put, path = "/api/secrets/{name}", tag = "secrets", request_body = SecretValue,
-    params(("name" = String, Path, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._/-]{1,128}$",
-        description = "Secret name: 1–128 letters, digits, `.`, `_`, `-` or `/` (percent-encoded in the path)")),
+    params(SecretName),
     responses((status = 200, body = SecretMeta), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn put_secret(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
-    name: web::Path<String>,
+    path: web::Path<SecretName>,
     body: web::Json<SecretValue>,
 ) -> Result<HttpResponse> {
     let p = principal(&ctx, &req).await?;
-    let meta = secrets::put(&ctx, &p, &name, &body.value).await?;
+    let meta = secrets::put(&ctx, &p, &path.name, &body.value).await?;
     Ok(HttpResponse::Ok().json(meta))
 }
 
 /// Reads a secret.
 #[utoipa::path(get, path = "/api/secrets/{name}", tag = "secrets",
-    params(("name" = String, Path, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._/-]{1,128}$",
-        description = "Secret name: 1–128 letters, digits, `.`, `_`, `-` or `/` (percent-encoded in the path)")),
+    params(SecretName),
     responses((status = 200, body = SecretResponse), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn get_secret(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
-    name: web::Path<String>,
+    path: web::Path<SecretName>,
 ) -> Result<HttpResponse> {
     let p = principal(&ctx, &req).await?;
-    let (meta, value) = secrets::get(&ctx, &p, &name).await?;
+    let (meta, value) = secrets::get(&ctx, &p, &path.name).await?;
     Ok(HttpResponse::Ok().json(SecretResponse {
         name: meta.name,
         value,
@@ -490,18 +497,17 @@ pub async fn get_secret(
 
 /// Deletes a secret.
 #[utoipa::path(delete, path = "/api/secrets/{name}", tag = "secrets",
-    params(("name" = String, Path, min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9._/-]{1,128}$",
-        description = "Secret name: 1–128 letters, digits, `.`, `_`, `-` or `/` (percent-encoded in the path)")),
+    params(SecretName),
     responses((status = 204), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn delete_secret(
     ctx: web::Data<Ctx>,
     req: HttpRequest,
-    name: web::Path<String>,
+    path: web::Path<SecretName>,
 ) -> Result<HttpResponse> {
     let p = principal(&ctx, &req).await?;
-    secrets::delete(&ctx, &p, &name).await?;
+    secrets::delete(&ctx, &p, &path.name).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -509,7 +509,7 @@ fn documented_schema(doc: &Value, r: &Rule) -> Value {
 #[tokio::test]
 async fn documented_input_rules_are_the_servers() {
     let app = spawn().await;
-    let admin = app.create_user("root", STRONG_PASSWORD, true).await;
+    app.create_user("root", STRONG_PASSWORD, true).await;
     app.create_user("plain", STRONG_PASSWORD, false).await;
     let plain = app.create_user("plain2", STRONG_PASSWORD, false).await;
     let key = crate::keys::new_key(&app, "root", |_| {}).await;
@@ -793,7 +793,6 @@ async fn documented_input_rules_are_the_servers() {
             vec![s("db.password"), s("team/db_url-1"), x(128)],
         ),
     ];
-    let _ = admin;
     let mut samples = Vec::new();
     for r in &rules {
         let schema = documented_schema(&doc, r);
