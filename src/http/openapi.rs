@@ -78,7 +78,33 @@ pub fn document(settings: &Settings) -> utoipa::openapi::OpenApi {
     doc.merge(super::verify::VerifyApi::openapi());
     document_common_failures(&mut doc);
     document_configured_rules(&mut doc, settings);
+    unique_operation_ids(&mut doc);
     doc
+}
+
+/// One handler documented for several methods (forward-auth) gets its one operation id on
+/// each; OpenAPI asks for unique ids, so every method after the first gets `_<method>` added.
+fn unique_operation_ids(doc: &mut utoipa::openapi::OpenApi) {
+    let mut seen = std::collections::HashSet::new();
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            ("get", &mut item.get),
+            ("post", &mut item.post),
+            ("put", &mut item.put),
+            ("patch", &mut item.patch),
+            ("delete", &mut item.delete),
+        ];
+        for (method, op) in ops {
+            let Some(id) = op.as_mut().and_then(|o| o.operation_id.as_mut()) else {
+                continue;
+            };
+            if !seen.insert(id.clone()) {
+                id.push('_');
+                id.push_str(method);
+                seen.insert(id.clone());
+            }
+        }
+    }
 }
 
 /// A property of a component schema, when both are plain objects.

@@ -69,6 +69,15 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/keys/new"),
     ("post", "/api/verify"),
     ("get", "/api/auth/forward"),
+    ("post", "/api/auth/forward"),
+    ("put", "/api/auth/forward"),
+    ("patch", "/api/auth/forward"),
+    ("delete", "/api/auth/forward"),
+    ("get", "/api/auth/forward/{path}"),
+    ("post", "/api/auth/forward/{path}"),
+    ("put", "/api/auth/forward/{path}"),
+    ("patch", "/api/auth/forward/{path}"),
+    ("delete", "/api/auth/forward/{path}"),
 ];
 
 /// Registers every route.

@@ -29,7 +29,31 @@ use crate::services::Ctx;
 /// Registers `/api/verify` and `/api/auth/forward`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/verify").post(verify))
-        .service(web::resource("/api/auth/forward").get(forward));
+        .service(forward_methods(web::resource("/api/auth/forward"), forward))
+        .service(forward_methods(
+            web::resource("/api/auth/forward/{path:.*}"),
+            forward_prefixed,
+        ));
+}
+
+/// The methods forward-auth answers (HEAD too, as GET: see the envelope middleware). nginx,
+/// Caddy and Traefik ask with GET whatever the client's method; Envoy's HTTP `ext_authz`
+/// forwards the client's method, and would otherwise get 405 for every POST.
+fn forward_methods<F, Args>(resource: actix_web::Resource, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    [
+        actix_web::http::Method::GET,
+        actix_web::http::Method::POST,
+        actix_web::http::Method::PUT,
+        actix_web::http::Method::PATCH,
+        actix_web::http::Method::DELETE,
+    ]
+    .into_iter()
+    .fold(resource, |r, m| r.route(web::method(m).to(handler.clone())))
 }
 
 /// Body of a verify call.
@@ -210,14 +234,68 @@ pub async fn verify(
     }
 }
 
-/// Requirements a proxy can add to the forward-auth URL.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// Requirements a proxy can add to the forward-auth URL. On the prefixed form
+/// (`/api/auth/forward/{path}`) the query is the original request's and is not read: the
+/// proxy sets the `X-Gatehouse-Require-Scope` / `-Mode` headers instead (both forms read them).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ForwardQuery {
     /// Comma-separated scopes the credential must hold (a key without scopes holds all).
     pub scope: Option<String>,
     /// `live` or `test`: the credential must be of this mode.
     #[param(value_type = Option<crate::services::types::Mode>)]
     pub mode: Option<String>,
+}
+
+/// Header forms of the `?mode=` / `?scope=` requirements (the only form on the prefixed path).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // describes the headers for the OpenAPI document
+struct RequireHeaders {
+    /// `live` or `test`. Every value sent must match: requirements only add up, so a client's
+    /// own copy of the header can narrow its access, never widen it.
+    #[param(rename = "X-Gatehouse-Require-Mode")]
+    mode: Option<String>,
+    /// Comma-separated scopes the credential must hold; every value sent counts.
+    #[param(rename = "X-Gatehouse-Require-Scope")]
+    scope: Option<String>,
+}
+
+/// Every requirement of one forward-auth request: from the query and from every copy of the
+/// requirement headers.
+struct Requirements<'a> {
+    modes: Vec<&'a str>,
+    scopes: Vec<&'a str>,
+}
+
+impl<'a> Requirements<'a> {
+    /// `Err` when a requirement header is not readable text (fail closed).
+    fn of(req: &'a HttpRequest, q: &'a ForwardQuery) -> std::result::Result<Self, ()> {
+        let header = |name: &str| -> std::result::Result<Vec<&'a str>, ()> {
+            req.headers()
+                .get_all(name)
+                .map(|v| v.to_str().map_err(|_| ()))
+                .collect()
+        };
+        let modes = q
+            .mode
+            .as_deref()
+            .into_iter()
+            .chain(header("x-gatehouse-require-mode")?)
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .collect();
+        let scopes = q
+            .scope
+            .as_deref()
+            .into_iter()
+            .chain(header("x-gatehouse-require-scope")?)
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        Ok(Requirements { modes, scopes })
+    }
 }
 
 fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -247,8 +325,16 @@ fn original_url(req: &HttpRequest) -> Option<String> {
     if let Some(u) = header_str(req, "x-original-url") {
         return Some(u.to_owned());
     }
-    let host = header_str(req, "x-forwarded-host")?;
     let proto = header_str(req, "x-forwarded-proto").unwrap_or("https");
+    let Some(host) = header_str(req, "x-forwarded-host") else {
+        // The prefixed form (Envoy's `ext_authz` with `path_prefix`): the request keeps the
+        // original authority, path (after the prefix) and query.
+        let tail = req.match_info().get("path")?;
+        let host = header_str(req, "host")?;
+        let query = req.query_string();
+        let sep = if query.is_empty() { "" } else { "?" };
+        return Some(format!("{proto}://{host}/{tail}{sep}{query}"));
+    };
     let uri = header_str(req, "x-forwarded-uri")
         .or_else(|| header_str(req, "x-original-uri"))
         .unwrap_or("/");
@@ -276,8 +362,11 @@ fn forward_credential(req: &HttpRequest) -> std::result::Result<Option<String>, 
         .map_err(|_| ())
 }
 
-/// Forward-auth for nginx `auth_request`, Traefik `forwardAuth` and Caddy `forward_auth`.
-#[utoipa::path(get, path = "/api/auth/forward", tag = "verify", params(ForwardQuery),
+/// Forward-auth for nginx `auth_request`, Traefik `forwardAuth` and Caddy `forward_auth` (any
+/// of the methods a proxy may forward; the answer does not depend on it, but for the sign-in
+/// redirect, which only a GET gets).
+#[utoipa::path(method(get, post, put, patch, delete), path = "/api/auth/forward", tag = "verify",
+    params(ForwardQuery, RequireHeaders),
     responses((status = 200, description = "Allowed; identity in `X-Gatehouse-*` headers"),
         (status = 302, description = "Browser navigation without a credential, when `keys.forward_auth_login_url` is set"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)),
@@ -286,13 +375,25 @@ pub async fn forward(
     req: HttpRequest,
     ctx: web::Data<Ctx>,
     state: web::Data<HttpState>,
-    q: web::Query<ForwardQuery>,
 ) -> HttpResponse {
+    let q = if req.match_info().get("path").is_some() {
+        ForwardQuery::default()
+    } else {
+        match web::Query::<ForwardQuery>::from_query(req.query_string()) {
+            Ok(q) => q.into_inner(),
+            Err(e) => return actix_web::ResponseError::error_response(&e),
+        }
+    };
     let raw = match forward_credential(&req) {
         Ok(Some(raw)) => raw,
         Ok(None) => {
             let login = &ctx.settings.keys.forward_auth_login_url;
-            if !login.is_empty() && is_navigation(&req) {
+            // Only a GET (or HEAD) navigation is sent to sign in: a redirected form POST
+            // would lose its body.
+            if !login.is_empty()
+                && req.method() == actix_web::http::Method::GET
+                && is_navigation(&req)
+            {
                 let target = match original_url(&req) {
                     Some(u) => format!(
                         "{login}{}rd={}",
@@ -356,28 +457,31 @@ pub async fn forward(
             p.username.as_deref().unwrap_or(""),
         ),
     };
-    if let Some(m) = q.mode.as_deref() {
-        if m != mode.as_str() {
+    let Ok(required) = Requirements::of(&req, &q) else {
+        return deny(
+            StatusCode::FORBIDDEN,
+            "A X-Gatehouse-Require-* header is not readable",
+            info.as_ref(),
+        );
+    };
+    if let Some(m) = required.modes.iter().find(|m| **m != mode.as_str()) {
+        return deny(
+            StatusCode::FORBIDDEN,
+            &format!("This resource requires a {m}-mode credential"),
+            info.as_ref(),
+        );
+    }
+    if !scopes.is_empty() {
+        if let Some(missing) = required
+            .scopes
+            .iter()
+            .find(|s| !scopes.iter().any(|have| have == *s))
+        {
             return deny(
                 StatusCode::FORBIDDEN,
-                &format!("This resource requires a {m}-mode credential"),
+                &format!("The credential lacks the scope `{missing}`"),
                 info.as_ref(),
             );
-        }
-    }
-    if let Some(wanted) = q.scope.as_deref() {
-        if !scopes.is_empty() {
-            if let Some(missing) = wanted
-                .split(',')
-                .map(str::trim)
-                .find(|s| !s.is_empty() && !scopes.iter().any(|have| have == s))
-            {
-                return deny(
-                    StatusCode::FORBIDDEN,
-                    &format!("The credential lacks the scope `{missing}`"),
-                    info.as_ref(),
-                );
-            }
         }
     }
     let mut resp = HttpResponse::Ok().finish();
@@ -401,10 +505,28 @@ pub async fn forward(
     resp
 }
 
+/// Forward-auth under a path prefix, for Envoy's HTTP `ext_authz` (`path_prefix:
+/// /api/auth/forward`): Envoy sends the client's method and appends the original path and
+/// query. Answers as [`forward`]; requirements come only from the `X-Gatehouse-Require-*`
+/// headers, since the query is the original request's.
+#[utoipa::path(method(get, post, put, patch, delete), path = "/api/auth/forward/{path}",
+    tag = "verify", params(("path" = String, Path, description = "The original request's path, without its leading `/`"), RequireHeaders),
+    responses((status = 200, description = "Allowed; identity in `X-Gatehouse-*` headers"),
+        (status = 302, description = "Browser navigation without a credential, when `keys.forward_auth_login_url` is set"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn forward_prefixed(
+    req: HttpRequest,
+    ctx: web::Data<Ctx>,
+    state: web::Data<HttpState>,
+) -> HttpResponse {
+    forward(req, ctx, state).await
+}
+
 /// The verify endpoints' part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(verify, forward),
+    paths(verify, forward, forward_prefixed),
     components(schemas(VerifyRequest, Verdict, Verified, NotVerified, RateLimitInfo))
 )]
 pub struct VerifyApi;

@@ -185,7 +185,12 @@ async fn a_method_a_path_does_not_serve_is_405_with_allow_and_get_brings_head() 
     }
     let mut heads = 0;
     for (path, methods) in &served {
-        let url = app.url(&path.replace("{id}", "1").replace("{name}", "n"));
+        let url = app.url(
+            &path
+                .replace("{id}", "1")
+                .replace("{name}", "n")
+                .replace("{path}", "app/x"),
+        );
         let url = url
             .replace("{brand_id}", "brd_x")
             .replace("{action}", "disable");

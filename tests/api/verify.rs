@@ -321,6 +321,162 @@ async fn forward_auth_redirects_page_navigations_only() {
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
 
+/// Proxies that forward the client's method, and Envoy's `ext_authz`, which also appends the
+/// original path and query to the prefix: every method a client sends is answered as GET is;
+/// on the prefixed form the query is the app's (not requirements), the requirement headers
+/// are, and every copy of them counts (a client cannot widen access with its own copy); only a
+/// GET navigation is redirected, back to the original URL Envoy's request carries.
+#[tokio::test]
+async fn forward_auth_answers_any_method_and_envoys_prefixed_path() {
+    let app =
+        spawn_with(|s| s.keys.forward_auth_login_url = "https://auth.example.com/login".into())
+            .await;
+    let uid = app.create_user("alice", STRONG_PASSWORD, false).await;
+    let k = new_key(&app, "alice", |n| n.scopes = vec!["a".into(), "b".into()]).await;
+    let t = new_key(&app, "alice", |n| n.mode = Some(KeyMode::Test)).await;
+    let actor = gatehouse::services::keys::Actor::operator();
+    let created = gatehouse::services::keys::create(
+        &app.ctx,
+        &actor,
+        gatehouse::services::keys::NewKey {
+            name: "soon revoked".into(),
+            user: Some(gatehouse::services::types::Username::parse("alice").unwrap()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let revoked = created.secret.expose().to_owned();
+    assert_eq!(
+        forward(&app, &[("x-api-key", &revoked)], "").await.status(),
+        200
+    );
+    gatehouse::services::keys::revoke(&app.ctx, &actor, created.key.id)
+        .await
+        .unwrap();
+    let send = |method: &str, path: &str, headers: &[(&str, &str)]| {
+        let mut req = app.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            app.url(path),
+        );
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send()
+    };
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        for path in [
+            "/api/auth/forward",
+            "/api/auth/forward/v2/orders?id=7&mode=test",
+        ] {
+            let r = send(method, path, &[("x-api-key", &k)]).await.unwrap();
+            assert_eq!(r.status(), 200, "{method} {path}");
+            assert_eq!(header(&r, "x-gatehouse-subject"), format!("user:{uid}"));
+            assert_eq!(header(&r, "x-gatehouse-scopes"), "a,b");
+            assert!(!header(&r, "x-ratelimit-remaining").is_empty());
+            let r = send(method, path, &[("x-api-key", &revoked)])
+                .await
+                .unwrap();
+            assert_eq!(
+                error_message(r, 401).await,
+                "API key has been revoked",
+                "{method}"
+            );
+            let r = send(method, path, &[]).await.unwrap();
+            assert_eq!(error_message(r, 401).await, "No Bearer token provided");
+        }
+    }
+    let r = send("HEAD", "/api/auth/forward/x", &[("x-api-key", &k)])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A method no proxy forwards for a check is still 405.
+    let r = send("TRACE", "/api/auth/forward/x", &[("x-api-key", &k)])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    // On the plain path the query still carries requirements; a malformed one is a 400.
+    let r = send("POST", "/api/auth/forward?mode=test", &[("x-api-key", &k)])
+        .await
+        .unwrap();
+    error_message(r, 403).await;
+    let r = send(
+        "GET",
+        "/api/auth/forward?scope=a&scope=b",
+        &[("x-api-key", &k)],
+    )
+    .await
+    .unwrap();
+    error_message(r, 400).await;
+    // Requirement headers, on both forms; every copy counts.
+    for path in ["/api/auth/forward", "/api/auth/forward/app"] {
+        let ok = send(
+            "GET",
+            path,
+            &[("x-api-key", &k), ("x-gatehouse-require-scope", "b, a")],
+        );
+        assert_eq!(ok.await.unwrap().status(), 200);
+        let r = send(
+            "GET",
+            path,
+            &[("x-api-key", &k), ("x-gatehouse-require-scope", "a,c")],
+        )
+        .await
+        .unwrap();
+        assert!(error_message(r, 403).await.contains("`c`"));
+        let r = send(
+            "GET",
+            path,
+            &[
+                ("x-api-key", &t),
+                ("x-gatehouse-require-mode", "test"),
+                ("x-gatehouse-require-mode", "live"),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            error_message(r, 403).await,
+            "This resource requires a live-mode credential"
+        );
+        let r = send(
+            "GET",
+            path,
+            &[("x-api-key", &t), ("x-gatehouse-require-mode", "test")],
+        );
+        assert_eq!(header(&r.await.unwrap(), "x-gatehouse-mode"), "test");
+        let r = app
+            .client
+            .get(app.url(path))
+            .header("x-api-key", &k)
+            .header(
+                "x-gatehouse-require-scope",
+                reqwest::header::HeaderValue::from_bytes(b"a\xff").unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        error_message(r, 403).await;
+    }
+    // Sign-in redirect: a GET navigation only, to the URL Envoy's request carries.
+    let nav = [
+        ("sec-fetch-mode", "navigate"),
+        ("accept", "text/html"),
+        ("host", "app.example.com"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let r = send("GET", "/api/auth/forward/inbox/2?page=3", &nav)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        header(&r, "location"),
+        "https://auth.example.com/login?rd=https%3A//app.example.com/inbox/2%3Fpage%3D3"
+    );
+    let r = send("POST", "/api/auth/forward/inbox", &nav).await.unwrap();
+    assert_eq!(error_message(r, 401).await, "No Bearer token provided");
+}
+
 /// Verify and forward-auth use the one resolver: JWTs and portal tokens are reported with
 /// their kind, and a portal token is refused by the admin and key endpoints.
 #[tokio::test]
