@@ -341,6 +341,29 @@ fn original_url(req: &HttpRequest) -> Option<String> {
     Some(format!("{proto}://{host}{uri}"))
 }
 
+/// The redirect to `keys.forward_auth_login_url` (with `rd=` the original URL) for a GET or
+/// HEAD browser page navigation, when the login URL is set. A redirected form POST would lose
+/// its body, and fetch/XHR want a status, not a page.
+fn sign_in_redirect(req: &HttpRequest, ctx: &Ctx) -> Option<HttpResponse> {
+    let login = &ctx.settings.keys.forward_auth_login_url;
+    if login.is_empty() || req.method() != actix_web::http::Method::GET || !is_navigation(req) {
+        return None;
+    }
+    let target = match original_url(req) {
+        Some(u) => format!(
+            "{login}{}rd={}",
+            if login.contains('?') { '&' } else { '?' },
+            percent_encode(&u)
+        ),
+        None => login.clone(),
+    };
+    Some(
+        HttpResponse::Found()
+            .insert_header((header::LOCATION, target))
+            .finish(),
+    )
+}
+
 fn deny(status: StatusCode, message: &str, info: Option<&RateLimitInfo>) -> HttpResponse {
     let mut resp = json_error(status, message);
     if let Some(i) = info {
@@ -384,32 +407,30 @@ pub async fn forward(
             Err(e) => return actix_web::ResponseError::error_response(&e),
         }
     };
-    let raw = match forward_credential(&req) {
-        Ok(Some(raw)) => raw,
-        Ok(None) => {
-            let login = &ctx.settings.keys.forward_auth_login_url;
-            // Only a GET (or HEAD) navigation is sent to sign in: a redirected form POST
-            // would lose its body.
-            if !login.is_empty()
-                && req.method() == actix_web::http::Method::GET
-                && is_navigation(&req)
-            {
-                let target = match original_url(&req) {
-                    Some(u) => format!(
-                        "{login}{}rd={}",
-                        if login.contains('?') { '&' } else { '?' },
-                        percent_encode(&u)
-                    ),
-                    None => login.clone(),
-                };
-                return HttpResponse::Found()
-                    .insert_header((header::LOCATION, target))
-                    .finish();
+    // A header credential first; else the browser's session cookie (it reaches here when the
+    // app shares the host with Gatehouse's sign-in).
+    let (raw, from_cookie) = match forward_credential(&req) {
+        Ok(Some(raw)) => (raw, false),
+        Ok(None) => match super::session_auth::cookie_token(&req, &ctx.settings) {
+            Some(token) => (token, true),
+            None => {
+                return sign_in_redirect(&req, &ctx)
+                    .unwrap_or_else(|| deny(StatusCode::UNAUTHORIZED, NO_CREDENTIAL, None))
             }
-            return deny(StatusCode::UNAUTHORIZED, NO_CREDENTIAL, None);
-        }
+        },
         Err(()) => return deny(StatusCode::UNAUTHORIZED, MALFORMED_CREDENTIAL, None),
     };
+    // The cookie rides along on whatever the browser sends: a state-changing request another
+    // site made it send (a sibling subdomain is "same-site" to SameSite=Lax) is refused.
+    if from_cookie
+        && !matches!(
+            *req.method(),
+            actix_web::http::Method::GET | actix_web::http::Method::HEAD
+        )
+        && header_str(&req, "sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none")
+    {
+        return deny(StatusCode::FORBIDDEN, "Cross-site request refused", None);
+    }
     let ip = state.trusted.client_ip(&req);
     let blocked = state.limits.address_blocked(ip);
     let resolved = match resolver::resolve_full(&ctx, &raw, blocked).await {
@@ -422,6 +443,12 @@ pub async fn forward(
         }
         Err(rejection) => {
             let _ = state.limits.invalid_attempt(ip);
+            // An ended or expired browser session: back to sign in, as with no cookie.
+            if from_cookie {
+                if let Some(redirect) = sign_in_redirect(&req, &ctx) {
+                    return redirect;
+                }
+            }
             let message = match Error::from(rejection) {
                 Error::MalformedCredential => MALFORMED_CREDENTIAL.to_owned(),
                 other => other.public_message(),

@@ -477,6 +477,98 @@ async fn forward_auth_answers_any_method_and_envoys_prefixed_path() {
     assert_eq!(error_message(r, 401).await, "No Bearer token provided");
 }
 
+/// A browser signed in to Gatehouse on the app's host passes forward-auth with its session
+/// cookie; an ended session sends a page navigation back to sign in (401 for anything else); a
+/// header credential wins over the cookie; a cross-site state-changing request riding on the
+/// cookie is refused.
+#[tokio::test]
+async fn forward_auth_lets_a_signed_in_browser_through_by_its_session_cookie() {
+    let app =
+        spawn_with(|s| s.keys.forward_auth_login_url = "https://app.example.com/sign-in".into())
+            .await;
+    let uid = app.create_user("alice", STRONG_PASSWORD, false).await;
+    app.create_user("bob", STRONG_PASSWORD, false).await;
+    let cookie = crate::browser_signin::sign_in(&app, "alice", STRONG_PASSWORD).await;
+    let send = |method: reqwest::Method, headers: &[(&str, &str)]| {
+        let mut req = app.client.request(method, app.url("/api/auth/forward"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send()
+    };
+    let nav = [
+        ("sec-fetch-mode", "navigate"),
+        ("accept", "text/html"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "app.example.com"),
+        ("x-forwarded-uri", "/reports"),
+    ];
+    let with_cookie: Vec<(&str, &str)> = nav
+        .iter()
+        .copied()
+        .chain([("cookie", cookie.as_str())])
+        .collect();
+    let r = send(reqwest::Method::GET, &with_cookie).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-gatehouse-subject"), format!("user:{uid}"));
+    assert_eq!(header(&r, "x-gatehouse-user"), "alice");
+    assert_eq!(header(&r, "x-gatehouse-kind"), "session");
+    // A same-origin POST passes; a cross-site one riding on the cookie does not.
+    let same = [
+        ("cookie", cookie.as_str()),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    assert_eq!(
+        send(reqwest::Method::POST, &same).await.unwrap().status(),
+        200
+    );
+    let cross = [("cookie", cookie.as_str()), ("sec-fetch-site", "same-site")];
+    let r = send(reqwest::Method::POST, &cross).await.unwrap();
+    assert_eq!(error_message(r, 403).await, "Cross-site request refused");
+    // A header credential wins over the cookie.
+    let k = new_key(&app, "bob", |_| {}).await;
+    let r = send(
+        reqwest::Method::GET,
+        &[("cookie", cookie.as_str()), ("x-api-key", &k)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(header(&r, "x-gatehouse-user"), "bob");
+    // After sign-out the cookie no longer passes: a navigation goes back to sign in.
+    let csrf = crate::browser_signin::csrf(&app, &cookie).await;
+    let out = app
+        .client
+        .post(app.url("/sign-out"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        out.status().is_redirection() || out.status().is_success(),
+        "{}",
+        out.status()
+    );
+    let r = send(reqwest::Method::GET, &with_cookie).await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        header(&r, "location"),
+        "https://app.example.com/sign-in?rd=https%3A//app.example.com/reports"
+    );
+    let r = send(reqwest::Method::GET, &[("cookie", cookie.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // A garbled cookie is no credential a navigation can use either.
+    let r = send(
+        reqwest::Method::GET,
+        &[("cookie", "gatehouse_session=nonsense")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
 /// Verify and forward-auth use the one resolver: JWTs and portal tokens are reported with
 /// their kind, and a portal token is refused by the admin and key endpoints.
 #[tokio::test]
