@@ -27,9 +27,19 @@ async fn reason(app: &TestApp, token: &str) -> String {
 }
 
 async fn forward(app: &TestApp, headers: &[(&str, &str)], query: &str) -> reqwest::Response {
-    let mut req = app
-        .client
-        .get(app.url(&format!("/api/auth/forward{query}")));
+    let path = format!("/api/auth/forward{query}");
+    forward_as(app, "GET", &path, headers).await
+}
+
+/// A forward-auth check with any method, on any path under `/api/auth/forward`.
+async fn forward_as(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = app.client.request(method, app.url(path));
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -354,77 +364,68 @@ async fn forward_auth_answers_any_method_and_envoys_prefixed_path() {
     gatehouse::services::keys::revoke(&app.ctx, &actor, created.key.id)
         .await
         .unwrap();
-    let send = |method: &str, path: &str, headers: &[(&str, &str)]| {
-        let mut req = app.client.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            app.url(path),
-        );
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        req.send()
-    };
     for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
         for path in [
             "/api/auth/forward",
             "/api/auth/forward/v2/orders?id=7&mode=test",
         ] {
-            let r = send(method, path, &[("x-api-key", &k)]).await.unwrap();
+            let r = forward_as(&app, method, path, &[("x-api-key", &k)]).await;
             assert_eq!(r.status(), 200, "{method} {path}");
             assert_eq!(header(&r, "x-gatehouse-subject"), format!("user:{uid}"));
             assert_eq!(header(&r, "x-gatehouse-scopes"), "a,b");
             assert!(!header(&r, "x-ratelimit-remaining").is_empty());
-            let r = send(method, path, &[("x-api-key", &revoked)])
-                .await
-                .unwrap();
+            let r = forward_as(&app, method, path, &[("x-api-key", &revoked)]).await;
             assert_eq!(
                 error_message(r, 401).await,
                 "API key has been revoked",
                 "{method}"
             );
-            let r = send(method, path, &[]).await.unwrap();
+            let r = forward_as(&app, method, path, &[]).await;
             assert_eq!(error_message(r, 401).await, "No Bearer token provided");
         }
     }
-    let r = send("HEAD", "/api/auth/forward/x", &[("x-api-key", &k)])
-        .await
-        .unwrap();
+    let r = forward_as(&app, "HEAD", "/api/auth/forward/x", &[("x-api-key", &k)]).await;
     assert_eq!(r.status(), 200);
     // A method no proxy forwards for a check is still 405.
-    let r = send("TRACE", "/api/auth/forward/x", &[("x-api-key", &k)])
-        .await
-        .unwrap();
+    let r = forward_as(&app, "TRACE", "/api/auth/forward/x", &[("x-api-key", &k)]).await;
     assert_eq!(r.status(), 405);
     // On the plain path the query still carries requirements; a malformed one is a 400.
-    let r = send("POST", "/api/auth/forward?mode=test", &[("x-api-key", &k)])
-        .await
-        .unwrap();
+    let r = forward_as(
+        &app,
+        "POST",
+        "/api/auth/forward?mode=test",
+        &[("x-api-key", &k)],
+    )
+    .await;
     error_message(r, 403).await;
-    let r = send(
+    let r = forward_as(
+        &app,
         "GET",
         "/api/auth/forward?scope=a&scope=b",
         &[("x-api-key", &k)],
     )
-    .await
-    .unwrap();
+    .await;
     error_message(r, 400).await;
     // Requirement headers, on both forms; every copy counts.
     for path in ["/api/auth/forward", "/api/auth/forward/app"] {
-        let ok = send(
+        let ok = forward_as(
+            &app,
             "GET",
             path,
             &[("x-api-key", &k), ("x-gatehouse-require-scope", "b, a")],
-        );
-        assert_eq!(ok.await.unwrap().status(), 200);
-        let r = send(
+        )
+        .await;
+        assert_eq!(ok.status(), 200);
+        let r = forward_as(
+            &app,
             "GET",
             path,
             &[("x-api-key", &k), ("x-gatehouse-require-scope", "a,c")],
         )
-        .await
-        .unwrap();
+        .await;
         assert!(error_message(r, 403).await.contains("`c`"));
-        let r = send(
+        let r = forward_as(
+            &app,
             "GET",
             path,
             &[
@@ -433,18 +434,19 @@ async fn forward_auth_answers_any_method_and_envoys_prefixed_path() {
                 ("x-gatehouse-require-mode", "live"),
             ],
         )
-        .await
-        .unwrap();
+        .await;
         assert_eq!(
             error_message(r, 403).await,
             "This resource requires a live-mode credential"
         );
-        let r = send(
+        let r = forward_as(
+            &app,
             "GET",
             path,
             &[("x-api-key", &t), ("x-gatehouse-require-mode", "test")],
-        );
-        assert_eq!(header(&r.await.unwrap(), "x-gatehouse-mode"), "test");
+        )
+        .await;
+        assert_eq!(header(&r, "x-gatehouse-mode"), "test");
         let r = app
             .client
             .get(app.url(path))
@@ -465,15 +467,13 @@ async fn forward_auth_answers_any_method_and_envoys_prefixed_path() {
         ("host", "app.example.com"),
         ("x-forwarded-proto", "https"),
     ];
-    let r = send("GET", "/api/auth/forward/inbox/2?page=3", &nav)
-        .await
-        .unwrap();
+    let r = forward_as(&app, "GET", "/api/auth/forward/inbox/2?page=3", &nav).await;
     assert_eq!(r.status(), 302);
     assert_eq!(
         header(&r, "location"),
         "https://auth.example.com/login?rd=https%3A//app.example.com/inbox/2%3Fpage%3D3"
     );
-    let r = send("POST", "/api/auth/forward/inbox", &nav).await.unwrap();
+    let r = forward_as(&app, "POST", "/api/auth/forward/inbox", &nav).await;
     assert_eq!(error_message(r, 401).await, "No Bearer token provided");
 }
 
@@ -489,13 +489,6 @@ async fn forward_auth_lets_a_signed_in_browser_through_by_its_session_cookie() {
     let uid = app.create_user("alice", STRONG_PASSWORD, false).await;
     app.create_user("bob", STRONG_PASSWORD, false).await;
     let cookie = crate::browser_signin::sign_in(&app, "alice", STRONG_PASSWORD).await;
-    let send = |method: reqwest::Method, headers: &[(&str, &str)]| {
-        let mut req = app.client.request(method, app.url("/api/auth/forward"));
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        req.send()
-    };
     let nav = [
         ("sec-fetch-mode", "navigate"),
         ("accept", "text/html"),
@@ -508,7 +501,7 @@ async fn forward_auth_lets_a_signed_in_browser_through_by_its_session_cookie() {
         .copied()
         .chain([("cookie", cookie.as_str())])
         .collect();
-    let r = send(reqwest::Method::GET, &with_cookie).await.unwrap();
+    let r = forward_as(&app, "GET", "/api/auth/forward", &with_cookie).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-gatehouse-subject"), format!("user:{uid}"));
     assert_eq!(header(&r, "x-gatehouse-user"), "alice");
@@ -519,20 +512,17 @@ async fn forward_auth_lets_a_signed_in_browser_through_by_its_session_cookie() {
         ("sec-fetch-site", "same-origin"),
     ];
     assert_eq!(
-        send(reqwest::Method::POST, &same).await.unwrap().status(),
+        forward_as(&app, "POST", "/api/auth/forward", &same)
+            .await
+            .status(),
         200
     );
     let cross = [("cookie", cookie.as_str()), ("sec-fetch-site", "same-site")];
-    let r = send(reqwest::Method::POST, &cross).await.unwrap();
+    let r = forward_as(&app, "POST", "/api/auth/forward", &cross).await;
     assert_eq!(error_message(r, 403).await, "Cross-site request refused");
     // A header credential wins over the cookie.
     let k = new_key(&app, "bob", |_| {}).await;
-    let r = send(
-        reqwest::Method::GET,
-        &[("cookie", cookie.as_str()), ("x-api-key", &k)],
-    )
-    .await
-    .unwrap();
+    let r = forward(&app, &[("cookie", cookie.as_str()), ("x-api-key", &k)], "").await;
     assert_eq!(header(&r, "x-gatehouse-user"), "bob");
     // After sign-out the cookie no longer passes: a navigation goes back to sign in.
     let csrf = crate::browser_signin::csrf(&app, &cookie).await;
@@ -549,23 +539,22 @@ async fn forward_auth_lets_a_signed_in_browser_through_by_its_session_cookie() {
         "{}",
         out.status()
     );
-    let r = send(reqwest::Method::GET, &with_cookie).await.unwrap();
+    let r = forward_as(&app, "GET", "/api/auth/forward", &with_cookie).await;
     assert_eq!(r.status(), 302);
     assert_eq!(
         header(&r, "location"),
         "https://app.example.com/sign-in?rd=https%3A//app.example.com/reports"
     );
-    let r = send(reqwest::Method::GET, &[("cookie", cookie.as_str())])
-        .await
-        .unwrap();
+    let r = forward_as(
+        &app,
+        "GET",
+        "/api/auth/forward",
+        &[("cookie", cookie.as_str())],
+    )
+    .await;
     assert_eq!(r.status(), 401);
     // A garbled cookie is no credential a navigation can use either.
-    let r = send(
-        reqwest::Method::GET,
-        &[("cookie", "gatehouse_session=nonsense")],
-    )
-    .await
-    .unwrap();
+    let r = forward(&app, &[("cookie", "gatehouse_session=nonsense")], "").await;
     assert_eq!(r.status(), 401);
 }
 
