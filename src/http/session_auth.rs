@@ -63,17 +63,24 @@ pub fn cookie_token(req: &HttpRequest, s: &Settings) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn is_unsafe(m: &Method) -> bool {
+/// Whether a request method changes state (the ones CSRF checks guard).
+pub fn is_unsafe(m: &Method) -> bool {
     !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Whether the browser says another site (or a sibling subdomain) made it send this request:
+/// `Sec-Fetch-Site` present and neither `same-origin` nor `none`.
+pub fn sent_by_another_site(req: &HttpRequest) -> bool {
+    req.headers().get("sec-fetch-site").is_some_and(|site| {
+        let site = site.to_str().unwrap_or("");
+        site != "same-origin" && site != "none"
+    })
 }
 
 /// Refuses a request another site made the browser send (`Sec-Fetch-Site`, `Origin`).
 pub fn same_site_check(req: &HttpRequest, s: &Settings) -> Result<()> {
-    if let Some(site) = req.headers().get("sec-fetch-site") {
-        let site = site.to_str().unwrap_or("");
-        if site != "same-origin" && site != "none" {
-            return Err(Error::forbidden("Cross-site request refused"));
-        }
+    if sent_by_another_site(req) {
+        return Err(Error::forbidden("Cross-site request refused"));
     }
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("").trim_end_matches('/');

@@ -398,15 +398,19 @@ pub async fn forward(
     req: HttpRequest,
     ctx: web::Data<Ctx>,
     state: web::Data<HttpState>,
+    q: web::Query<ForwardQuery>,
 ) -> HttpResponse {
-    let q = if req.match_info().get("path").is_some() {
-        ForwardQuery::default()
-    } else {
-        match web::Query::<ForwardQuery>::from_query(req.query_string()) {
-            Ok(q) => q.into_inner(),
-            Err(e) => return actix_web::ResponseError::error_response(&e),
-        }
-    };
+    check(req, ctx, state, q.into_inner()).await
+}
+
+/// The forward-auth check of both forms, with the requirements of the query (none on the
+/// prefixed form).
+async fn check(
+    req: HttpRequest,
+    ctx: web::Data<Ctx>,
+    state: web::Data<HttpState>,
+    q: ForwardQuery,
+) -> HttpResponse {
     // A header credential first; else the browser's session cookie (it reaches here when the
     // app shares the host with Gatehouse's sign-in).
     let (raw, from_cookie) = match forward_credential(&req) {
@@ -423,11 +427,8 @@ pub async fn forward(
     // The cookie rides along on whatever the browser sends: a state-changing request another
     // site made it send (a sibling subdomain is "same-site" to SameSite=Lax) is refused.
     if from_cookie
-        && !matches!(
-            *req.method(),
-            actix_web::http::Method::GET | actix_web::http::Method::HEAD
-        )
-        && header_str(&req, "sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none")
+        && super::session_auth::is_unsafe(req.method())
+        && super::session_auth::sent_by_another_site(&req)
     {
         return deny(StatusCode::FORBIDDEN, "Cross-site request refused", None);
     }
@@ -547,7 +548,7 @@ pub async fn forward_prefixed(
     ctx: web::Data<Ctx>,
     state: web::Data<HttpState>,
 ) -> HttpResponse {
-    forward(req, ctx, state).await
+    check(req, ctx, state, ForwardQuery::default()).await
 }
 
 /// The verify endpoints' part of the OpenAPI document.
