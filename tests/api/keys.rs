@@ -12,18 +12,25 @@ use crate::helpers::*;
 
 /// Creates a key for `user` through the service layer (as the operator); returns the secret.
 pub async fn new_key(app: &TestApp, user: &str, adjust: impl FnOnce(&mut NewKey)) -> String {
+    new_key_with_id(app, user, adjust).await.1
+}
+
+/// [`new_key`], with the key's id: `(id, secret)`.
+pub async fn new_key_with_id(
+    app: &TestApp,
+    user: &str,
+    adjust: impl FnOnce(&mut NewKey),
+) -> (i64, String) {
     let mut new = NewKey {
         name: "test key".into(),
         user: Some(Username::parse(user).unwrap()),
         ..NewKey::default()
     };
     adjust(&mut new);
-    keys::create(&app.ctx, &Actor::operator(), new)
+    let created = keys::create(&app.ctx, &Actor::operator(), new)
         .await
-        .expect("create key")
-        .secret
-        .expose()
-        .to_owned()
+        .expect("create key");
+    (created.key.id, created.secret.expose().to_owned())
 }
 
 /// A user with a live key: (user id, key).

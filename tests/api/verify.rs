@@ -7,7 +7,7 @@ use gatehouse::services::keys::KeyMode;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::keys::{new_key, typo, user_with_key};
+use crate::keys::{new_key, new_key_with_id, typo, user_with_key};
 
 async fn verify(app: &TestApp, token: &str) -> reqwest::Response {
     app.client
@@ -344,24 +344,13 @@ async fn forward_auth_answers_any_method_and_envoys_prefixed_path() {
     let uid = app.create_user("alice", STRONG_PASSWORD, false).await;
     let k = new_key(&app, "alice", |n| n.scopes = vec!["a".into(), "b".into()]).await;
     let t = new_key(&app, "alice", |n| n.mode = Some(KeyMode::Test)).await;
-    let actor = gatehouse::services::keys::Actor::operator();
-    let created = gatehouse::services::keys::create(
-        &app.ctx,
-        &actor,
-        gatehouse::services::keys::NewKey {
-            name: "soon revoked".into(),
-            user: Some(gatehouse::services::types::Username::parse("alice").unwrap()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let revoked = created.secret.expose().to_owned();
+    let (revoked_id, revoked) = new_key_with_id(&app, "alice", |_| {}).await;
     assert_eq!(
         forward(&app, &[("x-api-key", &revoked)], "").await.status(),
         200
     );
-    gatehouse::services::keys::revoke(&app.ctx, &actor, created.key.id)
+    let operator = gatehouse::services::keys::Actor::operator();
+    gatehouse::services::keys::revoke(&app.ctx, &operator, revoked_id)
         .await
         .unwrap();
     for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
